@@ -1,0 +1,1 @@
+"""kafka-micro: a throughput-tuned Kafka producer and batch consumer."""
