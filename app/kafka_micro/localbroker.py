@@ -1,0 +1,309 @@
+"""A real single-node KRaft broker for tests and local runs, started from the offline archive.
+
+The broker is run through the archive's own ``bin/`` launchers (``kafka-storage``,
+``kafka-server-start``), so everything that starts here also proves those launchers work.
+"""
+
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import tarfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+ARCHIVE_TOP_DIR = "confluent-8.0.3"
+_TOOL_TIMEOUT_S = 120.0
+_LOG_TAIL_LINES = 40
+_JVM_MEMORY_SIZE = re.compile(r"[1-9][0-9]*[kKmMgG]?")
+
+
+class BrokerStartError(RuntimeError):
+    """The broker could not be prepared or did not come up; the message carries its log tail."""
+
+
+def unpack_archive(tarball: Path, dest: Path) -> Path:
+    """Unpack the archive into ``dest`` and return its install dir (``dest/confluent-8.0.3``)."""
+    if not tarball.is_file():
+        raise FileNotFoundError(
+            f"Kafka archive {tarball} does not exist; build it with archive/build"
+        )
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(tarball, "r:gz") as archive:
+        # The "tar" filter keeps the launchers' exec bits but refuses absolute or escaping paths.
+        archive.extractall(dest, filter="tar")
+    kafka_home = dest / ARCHIVE_TOP_DIR
+    if not (kafka_home / "bin" / "kafka-server-start").is_file():
+        raise ValueError(
+            f"{tarball} is not a Kafka archive of the expected layout: "
+            f"{ARCHIVE_TOP_DIR}/bin/kafka-server-start is missing"
+        )
+    return kafka_home
+
+
+def _free_ports(count: int) -> list[int]:
+    """Distinct free ports on 127.0.0.1 (each socket is held until all are picked)."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _first_errors(lines: list[str], limit: int) -> list[str]:
+    """The first ERROR/FATAL log lines, each with the exception line that follows it."""
+    found: list[str] = []
+    for index, line in enumerate(lines):
+        if "] ERROR " in line or "] FATAL " in line:
+            found.append(line)
+            if index + 1 < len(lines) and not lines[index + 1].startswith("["):
+                found.append(lines[index + 1])
+            if len(found) >= 2 * limit:
+                break
+    return found
+
+
+class LocalBroker:
+    """A combined broker+controller KRaft node on 127.0.0.1 with its data and logs in ``work_dir``.
+
+    ``ports`` is (broker port, controller port); by default two free ports are picked on the first
+    ``start()``. Either way they are kept, so the node can be stopped and started again on its data.
+    """
+
+    def __init__(
+        self,
+        kafka_home: Path,
+        work_dir: Path,
+        *,
+        heap: str = "512m",
+        node_id: int = 1,
+        num_partitions: int = 1,
+        ports: tuple[int, int] | None = None,
+        extra_properties: Mapping[str, str] | None = None,
+    ) -> None:
+        if not (kafka_home / "bin" / "kafka-server-start").is_file():
+            raise ValueError(f"kafka_home {kafka_home} has no bin/kafka-server-start")
+        if node_id < 0:
+            raise ValueError(f"node_id must be >= 0, got {node_id}")
+        if num_partitions < 1:
+            raise ValueError(f"num_partitions must be >= 1, got {num_partitions}")
+        if not _JVM_MEMORY_SIZE.fullmatch(heap):
+            raise ValueError(f"heap must be a JVM memory size such as 512m or 2g, got {heap!r}")
+        if ports is not None and (
+            ports[0] == ports[1] or not all(0 < port < 65536 for port in ports)
+        ):
+            raise ValueError(f"ports must be two different TCP ports (1-65535), got {ports}")
+        self.kafka_home = kafka_home
+        self.work_dir = work_dir
+        self.log_dir = work_dir / "logs"
+        self.data_dir = work_dir / "data"
+        self.properties_file = work_dir / "server.properties"
+        self.console_log = self.log_dir / "kafkaServer.out"
+        self.heap = heap
+        self.node_id = node_id
+        self.num_partitions = num_partitions
+        self.extra_properties = dict(extra_properties or {})
+        self._ports = ports
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        """``host:port`` of the PLAINTEXT listener; known once ``start()`` has been called."""
+        return f"127.0.0.1:{self._require_ports()[0]}"
+
+    @property
+    def controller_address(self) -> str:
+        return f"127.0.0.1:{self._require_ports()[1]}"
+
+    @property
+    def pid(self) -> int:
+        """PID of the broker's JVM (the launchers ``exec`` it, so it is the started process)."""
+        if self._process is None:
+            raise RuntimeError("the broker has not been started")
+        return self._process.pid
+
+    def is_running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self, timeout: float = 90.0) -> None:
+        """Format storage if needed, start the server, wait until it answers metadata requests."""
+        if self.is_running():
+            raise RuntimeError(f"the broker in {self.work_dir} is already running")
+        if self._ports is None:
+            broker_port, controller_port = _free_ports(2)
+            self._ports = (broker_port, controller_port)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._write_properties()
+        if not (self.data_dir / "meta.properties").exists():
+            self._format_storage()
+
+        env = {
+            **os.environ,
+            "LOG_DIR": str(self.log_dir),
+            "KAFKA_HEAP_OPTS": f"-Xmx{self.heap} -Xms{self.heap}",
+        }
+        with self.console_log.open("ab") as console:
+            self._process = subprocess.Popen(
+                [str(self.kafka_home / "bin" / "kafka-server-start"), str(self.properties_file)],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            self._wait_until_ready(timeout)
+        except BrokerStartError:
+            self.stop()
+            raise
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM the broker and wait for its clean shutdown; SIGKILL it after ``timeout``."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout)
+
+    def log_summary(self, tail_lines: int = _LOG_TAIL_LINES) -> str:
+        """First errors and last lines of the server's console output (INFO and up, JVM errors)."""
+        try:
+            lines = self.console_log.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return f"({self.console_log} does not exist)"
+        errors = _first_errors(lines, limit=3)
+        summary = f"last lines of {self.console_log}:\n" + "\n".join(lines[-tail_lines:])
+        if errors:
+            summary = "first errors:\n" + "\n".join(errors) + "\n" + summary
+        return summary
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _require_ports(self) -> tuple[int, int]:
+        if self._ports is None:
+            raise RuntimeError("the broker's ports are picked by start(); call it first")
+        return self._ports
+
+    def _write_properties(self) -> None:
+        properties = {
+            "process.roles": "broker,controller",
+            "node.id": str(self.node_id),
+            "controller.quorum.bootstrap.servers": self.controller_address,
+            "listeners": f"PLAINTEXT://{self.bootstrap},CONTROLLER://{self.controller_address}",
+            "advertised.listeners": (
+                f"PLAINTEXT://{self.bootstrap},CONTROLLER://{self.controller_address}"
+            ),
+            "inter.broker.listener.name": "PLAINTEXT",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(self.data_dir),
+            "num.partitions": str(self.num_partitions),
+            "auto.create.topics.enable": "false",
+            "offsets.topic.replication.factor": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            **self.extra_properties,
+        }
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.properties_file.write_text("".join(f"{k}={v}\n" for k, v in properties.items()))
+
+    def _run_tool(self, *args: str) -> str:
+        command = [str(self.kafka_home / "bin" / args[0]), *args[1:]]
+        try:
+            result = subprocess.run(
+                command, capture_output=True, text=True, timeout=_TOOL_TIMEOUT_S, check=False
+            )
+        except subprocess.TimeoutExpired as err:
+            raise BrokerStartError(
+                f"{' '.join(command)} did not finish in {err.timeout} s"
+            ) from err
+        if result.returncode != 0:
+            raise BrokerStartError(
+                f"{' '.join(command)} failed with exit code {result.returncode}:\n"
+                f"{result.stdout}{result.stderr}"
+            )
+        return result.stdout
+
+    def _format_storage(self) -> None:
+        cluster_id = self._run_tool("kafka-storage", "random-uuid").strip()
+        if not cluster_id:
+            raise BrokerStartError("kafka-storage random-uuid printed no cluster id")
+        self._run_tool(
+            "kafka-storage",
+            "format",
+            "--cluster-id",
+            cluster_id,
+            "--config",
+            str(self.properties_file),
+            "--standalone",
+        )
+
+    def _wait_until_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        # librdkafka logs each refused connection while the JVM boots: wait for the port first.
+        while not self._port_open():
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise self._start_error(f"did not open {self.bootstrap} within {timeout} s")
+            time.sleep(0.2)
+        admin = AdminClient(
+            {"bootstrap.servers": self.bootstrap, "reconnect.backoff.max.ms": 500},
+            logger=logging.getLogger(__name__),
+        )
+        while True:
+            self._check_alive()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._start_error(f"did not answer a metadata request within {timeout} s")
+            try:
+                metadata = admin.list_topics(timeout=min(remaining, 2.0))
+            except KafkaException:
+                continue
+            if self.node_id in metadata.brokers:
+                return
+
+    def _port_open(self) -> bool:
+        host, port = self.bootstrap.rsplit(":", 1)
+        try:
+            with socket.create_connection((host, int(port)), timeout=1.0):
+                return True
+        except OSError:
+            return False
+
+    def _check_alive(self) -> None:
+        if self._process is not None and self._process.poll() is not None:
+            raise self._start_error(f"exited with code {self._process.returncode}")
+
+    def _start_error(self, what: str) -> BrokerStartError:
+        return BrokerStartError(
+            f"Kafka broker (node {self.node_id}, {self.work_dir}) {what}. "
+            f"Logs in {self.log_dir}; {self.log_summary()}"
+        )
