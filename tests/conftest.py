@@ -1,7 +1,7 @@
 """Session fixtures: the offline Kafka archive, its unpacked install, and one real KRaft broker.
 
 The archive is ``build/confluent-community-8.0.3.tar.gz`` (re-made by ``archive/build`` when its
-inputs changed; a no-op otherwise), or the tarball named by ``KAFKA_MICRO_ARCHIVE``.
+inputs changed; a no-op otherwise), or the tarball named by ``KAFKA_ARCHIVE_TARBALL``.
 Tests that use these fixtures are marked ``integration`` automatically.
 """
 
@@ -27,18 +27,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def kafka_archive() -> Path:
     """Path of the archive tarball the integration tests run from."""
-    override = os.environ.get("KAFKA_MICRO_ARCHIVE")
+    override = os.environ.get("KAFKA_ARCHIVE_TARBALL")
     if override:
         tarball = Path(override)
         if not tarball.is_file():
-            pytest.fail(f"KAFKA_MICRO_ARCHIVE={override} is not a file")
+            pytest.fail(f"KAFKA_ARCHIVE_TARBALL={override} is not a file")
         return tarball
     result = subprocess.run(
         [str(REPO_ROOT / "archive" / "build")], capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
         pytest.fail(f"archive/build failed ({result.returncode}):\n{result.stderr}")
-    build_dir = Path(os.environ.get("KAFKA_MICRO_BUILD_DIR", REPO_ROOT / "build"))
+    build_dir = Path(os.environ.get("ARCHIVE_BUILD_DIR", REPO_ROOT / "build"))
     return build_dir / TARBALL_NAME
 
 

@@ -98,15 +98,15 @@ def test_tarball_has_the_confluent_layout(kafka_archive):
 
 def test_checksum_file_matches_tarball(kafka_archive):
     checksum_file = Path(f"{kafka_archive}.sha256")
-    if not checksum_file.exists() and os.environ.get("KAFKA_MICRO_ARCHIVE"):
-        pytest.skip("KAFKA_MICRO_ARCHIVE names a tarball without a .sha256 file")
+    if not checksum_file.exists() and os.environ.get("KAFKA_ARCHIVE_TARBALL"):
+        pytest.skip("KAFKA_ARCHIVE_TARBALL names a tarball without a .sha256 file")
     expected, name = checksum_file.read_text().split()
     assert name == kafka_archive.name
     assert hashlib.sha256(kafka_archive.read_bytes()).hexdigest() == expected
 
 
 def test_build_is_reproducible_and_cached(kafka_archive, tmp_path):
-    if os.environ.get("KAFKA_MICRO_ARCHIVE"):
+    if os.environ.get("KAFKA_ARCHIVE_TARBALL"):
         pytest.skip("the archive under test was not built from this checkout")
     build = [str(REPO_ROOT / "archive" / "build"), str(tmp_path)]
 

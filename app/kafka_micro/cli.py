@@ -1,0 +1,229 @@
+"""The ``kafka-micro`` command line.
+
+Exit codes: 0 success; 1 messages failed, unflushed or missing; 2 bad configuration or
+usage; 3 verify or topic could not complete (e.g. brokers unreachable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from confluent_kafka import KafkaException
+
+from kafka_micro import config_output
+from kafka_micro.consumer import run_consumer
+from kafka_micro.processing import ConsumeStats, StatsProcessor
+from kafka_micro.producer import ProduceLimits, run_producer
+from kafka_micro.runtime import StopRequest, configure_logging
+from kafka_micro.settings import ConfigError, Settings, load_settings
+from kafka_micro.topic import ensure_topic
+from kafka_micro.verify import run_verify
+
+EXIT_USAGE = 2
+EXIT_INCOMPLETE = 3
+EXIT_INTERRUPTED = 130
+
+log = logging.getLogger("kafka_micro")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; every subcommand has --help."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        type=Path,
+        metavar="PATH",
+        help="TOML config file; KAFKA_MICRO_* environment variables override it",
+    )
+    common.add_argument("--bootstrap-servers", metavar="HOST:PORT[,...]", help="Kafka brokers")
+    common.add_argument("--topic", help="topic name")
+
+    parser = argparse.ArgumentParser(
+        prog="kafka-micro",
+        description="Throughput-tuned Kafka producer, batch consumer and loss checker.",
+        epilog="Settings: see `kafka-micro config --describe`. "
+        "Exit codes: 0 ok, 1 messages failed/missing, 2 bad configuration, 3 incomplete.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    produce = commands.add_parser(
+        "produce", parents=[common], help="produce numbered messages until stopped or a limit"
+    )
+    limit = produce.add_mutually_exclusive_group()
+    limit.add_argument("--count", type=_positive_int, help="stop after N messages")
+    limit.add_argument(
+        "--duration", type=_positive_float, metavar="SECONDS", help="stop after this long"
+    )
+    produce.add_argument("--rate", type=float, help="messages per second, 0 = unlimited")
+    produce.add_argument("--message-size", type=int, metavar="BYTES", help="bytes per message")
+    produce.add_argument("--producer-id", help="id written into each message")
+
+    consume = commands.add_parser(
+        "consume", parents=[common], help="consume in batches as one group member until stopped"
+    )
+    consume.add_argument("--instance-id", help="static membership id (group.instance.id)")
+    consume.add_argument("--group-id", help="consumer group")
+    consume.add_argument(
+        "--record",
+        type=Path,
+        metavar="FILE",
+        help="append 'PRODUCER SEQUENCE PARTITION OFFSET' per processed message (for tests)",
+    )
+
+    verify = commands.add_parser(
+        "verify", parents=[common], help="read the topic and report missing or duplicate messages"
+    )
+    verify.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    verify.add_argument(
+        "--idle-timeout",
+        type=_positive_float,
+        default=30.0,
+        metavar="SECONDS",
+        help="give up when no message arrives for this long (default 30)",
+    )
+
+    config = commands.add_parser(
+        "config", parents=[common], help="print the effective settings (secrets redacted)"
+    )
+    config_format = config.add_mutually_exclusive_group()
+    config_format.add_argument("--json", action="store_true", help="print JSON instead of TOML")
+    config_format.add_argument(
+        "--describe", action="store_true", help="list every setting with its documentation"
+    )
+
+    topic = commands.add_parser(
+        "topic", parents=[common], help="create the topic, or add partitions, idempotently"
+    )
+    topic.add_argument("--partitions", type=_positive_int, default=24, help="default 24")
+    topic.add_argument(
+        "--replication-factor",
+        type=int,
+        default=-1,
+        help="default -1: the brokers' default.replication.factor",
+    )
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Command-line options as a settings tree; unset options are left out."""
+    mapping = {
+        "bootstrap_servers": ("bootstrap_servers",),
+        "topic": ("topic",),
+        "rate": ("producer", "rate"),
+        "message_size": ("producer", "message_size"),
+        "producer_id": ("producer", "id"),
+        "instance_id": ("consumer", "instance_id"),
+        "group_id": ("consumer", "group_id"),
+    }
+    tree: dict[str, Any] = {}
+    for option, path in mapping.items():
+        value = getattr(args, option, None)
+        if value is None:
+            continue
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return tree
+
+
+def _produce(settings: Settings, args: argparse.Namespace) -> int:
+    stop = StopRequest()
+    stop.install()
+    return run_producer(settings, ProduceLimits(args.count, args.duration), stop)
+
+
+def _consume(settings: Settings, args: argparse.Namespace) -> int:
+    stop = StopRequest()
+    stop.install()
+    stats = ConsumeStats()
+    record: TextIO | None = None
+    try:
+        if args.record is not None:
+            record = args.record.open("a", encoding="utf-8")
+        return run_consumer(settings, StatsProcessor(stats, record), stats, stop)
+    finally:
+        if record is not None:
+            record.close()
+
+
+def _verify(settings: Settings, args: argparse.Namespace) -> int:
+    report = run_verify(settings, args.idle_timeout)
+    print(report.to_json() if args.json else report.to_table())
+    return 1 if report.missing else 0
+
+
+def _config(settings: Settings, args: argparse.Namespace) -> int:
+    if args.describe:
+        print(config_output.describe())
+    elif args.json:
+        print(config_output.to_json(settings))
+    else:
+        print(config_output.to_toml(settings), end="")
+    return 0
+
+
+def _topic(settings: Settings, args: argparse.Namespace) -> int:
+    log.info("%s", ensure_topic(settings, args.partitions, args.replication_factor))
+    return 0
+
+
+_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "produce": _produce,
+    "consume": _consume,
+    "verify": _verify,
+    "config": _config,
+    "topic": _topic,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config, _overrides(args))
+    except ConfigError as error:
+        print(f"kafka-micro: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    configure_logging(settings.log_level)
+    try:
+        return _COMMANDS[args.command](settings, args)
+    except ConfigError as error:
+        log.error("%s", error)
+        return EXIT_USAGE
+    except KafkaException as error:
+        log.error("%s failed: %s", args.command, error)
+        return EXIT_INCOMPLETE
+    except KeyboardInterrupt:
+        log.error("%s interrupted", args.command)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of our output went away (e.g. `| head`): stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1

@@ -1,0 +1,242 @@
+"""``kafka-micro produce``: numbered messages, as fast as allowed, none dropped."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from kafka_micro.message import value_packer
+from kafka_micro.runtime import StopRequest, librdkafka_config_error
+from kafka_micro.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# How long to serve delivery reports when librdkafka's queue is full before retrying.
+_BUFFER_FULL_POLL_S = 0.05
+# Rate limiting sleeps at most this often, so a low rate still sends evenly.
+_RATE_CHUNKS_PER_S = 100
+_LOGGED_FAILURES = 10
+
+
+@dataclass(frozen=True)
+class ProduceLimits:
+    """When to stop on its own; with neither, produce until SIGTERM/SIGINT."""
+
+    count: int | None = None
+    duration_s: float | None = None
+
+
+class DeliveryCounter:
+    """Delivery report callback: counts outcomes and logs the first failures."""
+
+    __slots__ = ("delivered", "failed")
+
+    def __init__(self) -> None:
+        self.delivered = 0
+        self.failed = 0
+
+    def __call__(self, error: KafkaError | None, message: Message) -> None:
+        if error is None:
+            self.delivered += 1
+            return
+        self.failed += 1
+        if self.failed <= _LOGGED_FAILURES:
+            log.warning(
+                "delivery failed (partition %s): %s%s",
+                message.partition(),
+                error.str(),
+                "; further failures are counted, not logged"
+                if self.failed == _LOGGED_FAILURES
+                else "",
+            )
+
+
+class _ErrorLogger:
+    """librdkafka error callback; a fatal error (e.g. idempotence broken) stops producing."""
+
+    def __init__(self, stop: StopRequest) -> None:
+        self._stop = stop
+
+    def __call__(self, error: KafkaError) -> None:
+        if error.fatal():
+            log.error("fatal producer error, stopping: %s", error.str())
+            self._stop.event.set()
+        else:
+            log.warning("kafka: %s", error.str())
+
+
+def producer_config(
+    settings: Settings, counter: DeliveryCounter, stop: StopRequest
+) -> dict[str, Any]:
+    """The librdkafka configuration, callbacks included."""
+    return {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "client.id": f"kafka-micro-producer-{settings.producer.resolved_id()}",
+        "on_delivery": counter,
+        "error_cb": _ErrorLogger(stop),
+        "logger": logging.getLogger("librdkafka"),
+        **settings.producer.librdkafka_properties(),
+    }
+
+
+class _Reporter:
+    """Writes the periodic throughput line."""
+
+    def __init__(self, message_bytes: int, counter: DeliveryCounter, producer: Producer) -> None:
+        self._message_bytes = message_bytes
+        self._counter = counter
+        self._producer = producer
+        self._last_time = time.monotonic()
+        self._last_sent = 0
+
+    def report(self, sent: int, queue_full: int, now: float) -> None:
+        elapsed = max(now - self._last_time, 1e-9)
+        rate = (sent - self._last_sent) / elapsed
+        log.info(
+            "produced %d msgs (%.0f msg/s, %.2f MB/s), delivered %d, failed %d, in-queue %d, "
+            "queue-full waits %d",
+            sent,
+            rate,
+            rate * self._message_bytes / 1e6,
+            self._counter.delivered,
+            self._counter.failed,
+            len(self._producer),
+            queue_full,
+        )
+        self._last_time = now
+        self._last_sent = sent
+
+
+def run_producer(settings: Settings, limits: ProduceLimits, stop: StopRequest) -> int:
+    """Produce until a limit or a stop signal, flush within the bound; return the exit code."""
+    options = settings.producer
+    counter = DeliveryCounter()
+    try:
+        producer = Producer(producer_config(settings, counter, stop))
+    except KafkaException as error:
+        raise librdkafka_config_error(error) from None
+    producer_id = options.resolved_id()
+    pack = value_packer(producer_id, options.message_size)
+    message_bytes = len(pack(0, 0))
+    reporter = _Reporter(message_bytes, counter, producer)
+    log.info(
+        "producing to %s on %s as %r: %d-byte messages, rate %s, %s",
+        settings.topic,
+        settings.bootstrap_servers,
+        producer_id,
+        message_bytes,
+        f"{options.rate:g} msg/s" if options.rate else "unlimited",
+        _describe_limits(limits),
+    )
+    sent, queue_full = _produce_loop(
+        settings=settings,
+        limits=limits,
+        stop=stop,
+        producer=producer,
+        pack=pack,
+        reporter=reporter,
+    )
+    if stop.signal_name:
+        log.info("received %s: stopping after %d messages", stop.signal_name, sent)
+    return _finish(producer, counter, sent, queue_full, options.flush_timeout_s)
+
+
+def _describe_limits(limits: ProduceLimits) -> str:
+    if limits.count is not None:
+        return f"{limits.count} messages"
+    if limits.duration_s is not None:
+        return f"for {limits.duration_s:g} s"
+    return "until stopped"
+
+
+def _produce_loop(
+    *,
+    settings: Settings,
+    limits: ProduceLimits,
+    stop: StopRequest,
+    producer: Producer,
+    pack: Callable[[int, int], bytes],
+    reporter: _Reporter,
+) -> tuple[int, int]:
+    """The hot loop: per message only pack, clock read and produce; the rest per chunk.
+
+    Returns the number of messages produced and of waits for a full queue.
+    """
+    options = settings.producer
+    topic = settings.topic
+    produce = producer.produce
+    poll = producer.poll
+    time_ns = time.time_ns
+    rate = options.rate
+    chunk = options.poll_every
+    if rate:
+        chunk = max(1, min(chunk, int(rate / _RATE_CHUNKS_PER_S)))
+    count = limits.count if limits.count is not None else math.inf
+    start = time.monotonic()
+    deadline = start + limits.duration_s if limits.duration_s is not None else math.inf
+    report_every = settings.report_interval_s
+    next_report = start + report_every
+    sequence = 0
+    queue_full = 0
+    while sequence < count and not stop.is_set():
+        chunk_end = int(min(sequence + chunk, count))
+        while sequence < chunk_end:
+            try:
+                produce(topic, pack(sequence, time_ns()))
+            except BufferError:
+                # Queue full: let deliveries drain it, then send the same sequence again.
+                queue_full += 1
+                poll(_BUFFER_FULL_POLL_S)
+                if stop.is_set():
+                    break
+                continue
+            sequence += 1
+        poll(0)
+        now = time.monotonic()
+        if now >= next_report:
+            reporter.report(sequence, queue_full, now)
+            next_report = now + report_every
+        if now >= deadline:
+            break
+        if rate:
+            ahead = start + sequence / rate - now
+            if now + ahead >= deadline:
+                stop.event.wait(deadline - now)
+                break
+            if ahead > 0:
+                stop.event.wait(ahead)
+    return sequence, queue_full
+
+
+def _finish(
+    producer: Producer, counter: DeliveryCounter, sent: int, queue_full: int, flush_timeout_s: float
+) -> int:
+    started = time.monotonic()
+    unflushed = producer.flush(flush_timeout_s)
+    if unflushed:
+        # close() would wait for these without a bound; give up on them explicitly.
+        log.error(
+            "%d messages not delivered within flush_timeout_s=%g; purging them",
+            unflushed,
+            flush_timeout_s,
+        )
+        producer.purge(in_queue=True, in_flight=True, blocking=False)
+        producer.poll(0)
+    producer.close()
+    log.info(
+        "final: produced %d, delivered %d, failed %d, unflushed %d, queue-full waits %d "
+        "(flush took %.2f s)",
+        sent,
+        counter.delivered,
+        counter.failed,
+        unflushed,
+        queue_full,
+        time.monotonic() - started,
+    )
+    return 0 if counter.failed == 0 and unflushed == 0 else 1

@@ -1,0 +1,459 @@
+"""Settings: one schema, read from a TOML file, environment variables and command-line options.
+
+Precedence, highest first: command-line options, environment variables
+(``KAFKA_MICRO_`` prefix, ``__`` between nesting levels), the TOML file given with
+``--config``, the defaults below. The ``librdkafka`` tables pass raw librdkafka
+properties through; they override what the typed fields produce.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import tomllib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, NamedTuple, Self, get_args, get_origin
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.exceptions import SettingsError
+
+from kafka_micro.message import HEADER, MAX_PRODUCER_ID_BYTES
+
+ENV_PREFIX = "KAFKA_MICRO_"
+ENV_NESTED_DELIMITER = "__"
+
+LibrdkafkaValue = str | int | float | bool
+_LIBRDKAFKA_KEY = re.compile(r"^[a-z][a-z0-9]*(\.[a-z0-9]+)*$")
+_TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
+_MAX_PORT = 65535
+
+
+class ConfigError(Exception):
+    """A setting is invalid; the message names the setting, its value and what is allowed."""
+
+
+def _check_librdkafka_properties(properties: object) -> object:
+    if not isinstance(properties, Mapping):
+        return properties
+    for key, value in properties.items():
+        if not isinstance(key, str) or not _LIBRDKAFKA_KEY.match(key):
+            raise ValueError(
+                f"{key!r} is not a librdkafka property name "
+                "(lower-case words separated by dots, e.g. 'queue.buffering.max.ms')"
+            )
+        if not isinstance(value, str | int | float | bool):
+            raise ValueError(
+                f"property {key!r} = {value!r}: a librdkafka value is a string, number or boolean"
+            )
+    return properties
+
+
+def _check_bootstrap_servers(value: str) -> str:
+    for server in value.split(","):
+        host, _, port = server.strip().rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= _MAX_PORT:
+            raise ValueError(
+                f"{server.strip()!r} is not HOST:PORT; expected a comma-separated list "
+                "of HOST:PORT with PORT in 1..65535, e.g. 'kafka1:9092,kafka2:9092'"
+            )
+    return value
+
+
+def _check_topic_name(value: str) -> str:
+    if not _TOPIC_NAME.match(value) or value in {".", ".."}:
+        raise ValueError("a topic name is 1 to 249 characters from a-z A-Z 0-9 . _ -")
+    return value
+
+
+def _as_text(value: object) -> object:
+    """TOML and JSON users write ``acks = 1``; the librdkafka value is the text ``"1"``."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _is_true(value: LibrdkafkaValue) -> bool:
+    return value is True or str(value).lower() == "true"
+
+
+def _check_producer_id(value: str) -> str:
+    size = len(value.encode())
+    if size > MAX_PRODUCER_ID_BYTES:
+        raise ValueError(f"the id is {size} bytes in UTF-8; at most {MAX_PRODUCER_ID_BYTES}")
+    return value
+
+
+LibrdkafkaProperties = Annotated[
+    dict[str, LibrdkafkaValue], BeforeValidator(_check_librdkafka_properties)
+]
+
+
+class ProducerSettings(BaseModel):
+    """Settings of ``kafka-micro produce``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Annotated[str, Field(min_length=1), AfterValidator(_check_producer_id)] | None = Field(
+        default=None,
+        description="Producer id written into every message; must be unique per producer run "
+        "(sequence numbers restart at 0). Unset: HOSTNAME-PID of the running process.",
+    )
+    rate: float = Field(
+        default=0.0, ge=0, description="Target messages per second; 0 produces as fast as possible."
+    )
+    message_size: int = Field(
+        default=512,
+        ge=0,
+        le=1_000_000,
+        description=f"Bytes per message value, padded with zeros; never less than the header "
+        f"({HEADER.size} bytes plus the producer id).",
+    )
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        default="snappy", description="librdkafka compression.type."
+    )
+    linger_ms: int = Field(
+        default=20, ge=0, le=900_000, description="librdkafka linger.ms: wait to fill a batch."
+    )
+    batch_size: int = Field(
+        default=32768,
+        ge=1,
+        le=2_147_483_647,
+        description="librdkafka batch.size: maximum bytes per message batch.",
+    )
+    acks: Annotated[Literal["all", "-1", "0", "1"], BeforeValidator(_as_text)] = Field(
+        default="all", description="librdkafka acks; 'all' waits for every in-sync replica."
+    )
+    enable_idempotence: bool = Field(
+        default=True,
+        description="librdkafka enable.idempotence: no duplicates or reordering on retries. "
+        "Requires acks=all.",
+    )
+    poll_every: int = Field(
+        default=100,
+        ge=1,
+        le=100_000,
+        description="Serve delivery reports (poll(0)) once every this many produce calls; "
+        "also the chunk size of rate limiting and stop checks.",
+    )
+    flush_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="On stop, wait at most this long for queued messages to be delivered.",
+    )
+    librdkafka: LibrdkafkaProperties = Field(
+        default_factory=dict,
+        description="Raw librdkafka producer properties; they override the fields above.",
+    )
+
+    @model_validator(mode="after")
+    def _idempotence_needs_acks_all(self) -> Self:
+        properties = self.librdkafka_properties()
+        acks = str(properties["acks"])
+        if _is_true(properties["enable.idempotence"]) and acks not in {"all", "-1"}:
+            raise ValueError(
+                f"acks={acks!r} conflicts with enable.idempotence=true: an idempotent producer "
+                "requires acks='all'; set producer.enable_idempotence=false to use another acks"
+            )
+        return self
+
+    def resolved_id(self) -> str:
+        """The configured id, or HOSTNAME-PID of this process."""
+        return self.id or f"{socket.gethostname()}-{os.getpid()}"
+
+    def librdkafka_properties(self) -> dict[str, LibrdkafkaValue]:
+        """The producer's librdkafka properties: typed fields, overridden by the raw table."""
+        return {
+            "compression.type": self.compression,
+            "linger.ms": self.linger_ms,
+            "batch.size": self.batch_size,
+            "acks": self.acks,
+            "enable.idempotence": self.enable_idempotence,
+            **self.librdkafka,
+        }
+
+
+class ConsumerSettings(BaseModel):
+    """Settings of ``kafka-micro consume``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    group_id: str = Field(
+        default="kafka-micro", min_length=1, description="Consumer group (group.id)."
+    )
+    instance_id: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Static membership id (group.instance.id), unique within the group; "
+        "a restart within the session timeout then keeps the partitions. Unset: dynamic member.",
+    )
+    group_protocol: Literal["consumer", "classic"] = Field(
+        default="consumer",
+        description="'consumer' is the KIP-848 protocol (Kafka 4.0+, broker-side assignment); "
+        "'classic' uses the client-side cooperative assignor. See docs/consumer-protocol.md.",
+    )
+    assignment_strategy: Literal["cooperative-sticky", "range", "roundrobin"] = Field(
+        default="cooperative-sticky",
+        description="partition.assignment.strategy; used only with group_protocol='classic'.",
+    )
+    batch_size: int = Field(
+        default=100, ge=1, le=100_000, description="Most messages returned by one consume call."
+    )
+    batch_timeout_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Longest wait of one consume call; also bounds how late a stop is noticed.",
+    )
+    fetch_min_bytes: int = Field(
+        default=16384,
+        ge=1,
+        le=100_000_000,
+        description="librdkafka fetch.min.bytes: a fetch waits for this much data, "
+        "or fetch_wait_max_ms, whichever comes first.",
+    )
+    fetch_wait_max_ms: int = Field(
+        default=500,
+        ge=0,
+        le=300_000,
+        description="librdkafka fetch.wait.max.ms: the longest a fetch waits for fetch_min_bytes.",
+    )
+    auto_offset_reset: Literal["earliest", "latest"] = Field(
+        default="earliest",
+        description="Where a group with no committed offset starts; 'earliest' loses nothing.",
+    )
+    auto_commit_interval_ms: int = Field(
+        default=5000,
+        ge=100,
+        le=3_600_000,
+        description="Commit stored (processed) offsets this often; at most this much "
+        "is re-read after a crash.",
+    )
+    librdkafka: LibrdkafkaProperties = Field(
+        default_factory=dict,
+        description="Raw librdkafka consumer properties; they override the fields above.",
+    )
+
+    @model_validator(mode="after")
+    def _offsets_stored_after_processing(self) -> Self:
+        value = self.librdkafka.get("enable.auto.offset.store")
+        if value is not None and _is_true(value):
+            raise ValueError(
+                f"enable.auto.offset.store={value!r} would mark messages done before they are "
+                "processed (losing them on a crash); only false is allowed"
+            )
+        return self
+
+    def librdkafka_properties(self) -> dict[str, LibrdkafkaValue]:
+        """The consumer's librdkafka properties: typed fields, overridden by the raw table."""
+        properties: dict[str, LibrdkafkaValue] = {
+            "group.id": self.group_id,
+            "group.protocol": self.group_protocol,
+            "fetch.min.bytes": self.fetch_min_bytes,
+            "fetch.wait.max.ms": self.fetch_wait_max_ms,
+            "auto.offset.reset": self.auto_offset_reset,
+            "enable.auto.offset.store": False,
+            "enable.auto.commit": True,
+            "auto.commit.interval.ms": self.auto_commit_interval_ms,
+        }
+        if self.group_protocol == "classic":
+            properties["partition.assignment.strategy"] = self.assignment_strategy
+        if self.instance_id is not None:
+            properties["group.instance.id"] = self.instance_id
+        properties.update(self.librdkafka)
+        return properties
+
+
+class Settings(BaseSettings):
+    """Everything kafka-micro reads; see ``kafka-micro config`` for the effective values."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        extra="forbid",
+        frozen=True,
+    )
+
+    bootstrap_servers: Annotated[str, AfterValidator(_check_bootstrap_servers)] = Field(
+        default="localhost:9092", description="Comma-separated HOST:PORT list of Kafka brokers."
+    )
+    topic: Annotated[str, AfterValidator(_check_topic_name)] = Field(
+        default="test-topic", description="Topic to produce to, consume from and verify."
+    )
+    report_interval_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=86_400,
+        description="Seconds between throughput log lines.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Least severe log level written."
+    )
+    producer: ProducerSettings = Field(
+        default_factory=ProducerSettings, description="Producer settings."
+    )
+    consumer: ConsumerSettings = Field(
+        default_factory=ConsumerSettings, description="Consumer settings."
+    )
+
+
+def load_settings(
+    config_file: Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Build the settings, or raise ConfigError naming each bad value and what is allowed.
+
+    ``overrides`` holds command-line options, nested like the file (``{"producer": {...}}``).
+    """
+    file_values = read_config_file(config_file) if config_file is not None else {}
+    cli_values = dict(overrides or {})
+    _check_env_names(os.environ)
+    sources: tuple[PydanticBaseSettingsSource, ...] = (
+        InitSettingsSource(Settings, init_kwargs=cli_values),
+        EnvSettingsSource(Settings),
+        InitSettingsSource(Settings, init_kwargs=file_values),
+    )
+    try:
+        # _build_sources is BaseSettings.__init__'s hook for prebuilt sources; mypy only
+        # sees the field-derived signature.
+        return Settings(_build_sources=(sources, {}))  # type: ignore[call-arg]
+    except SettingsError as error:
+        raise ConfigError(f"invalid environment variable: {error}") from None
+    except ValidationError as error:
+        origins = _Origins(config_file, file_values, cli_values, os.environ)
+        lines = [_describe(detail, origins) for detail in error.errors()]
+        raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Parse a TOML config file; raise ConfigError if it is missing or malformed."""
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except OSError as error:
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"config file {str(path)!r} is not UTF-8 text: {error}") from None
+
+
+def _check_env_names(environ: Mapping[str, str]) -> None:
+    """Refuse misspelt top-level variables, which pydantic-settings would silently ignore."""
+    known = set(Settings.model_fields)
+    for name in environ:
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        field = name[len(ENV_PREFIX) :].split(ENV_NESTED_DELIMITER, 1)[0].lower()
+        if field not in known:
+            allowed = ", ".join(ENV_PREFIX + known_name.upper() for known_name in sorted(known))
+            raise ConfigError(
+                f"invalid settings:\n  environment variable {name}: unknown setting {field!r}; "
+                f"allowed: {allowed}"
+            )
+
+
+class _Origins:
+    """Says where a bad value came from, so the operator knows what to fix."""
+
+    def __init__(
+        self,
+        config_file: Path | None,
+        file_values: Mapping[str, Any],
+        cli_values: Mapping[str, Any],
+        environ: Mapping[str, str],
+    ) -> None:
+        self._config_file = config_file
+        self._file_values = file_values
+        self._cli_values = cli_values
+        self._env_names = {name.upper(): name for name in environ}
+
+    def of(self, location: tuple[str | int, ...]) -> str:
+        if _lookup(self._cli_values, location):
+            return "command-line option"
+        for depth in range(len(location), 0, -1):
+            env_name = ENV_PREFIX + ENV_NESTED_DELIMITER.join(
+                str(part).upper() for part in location[:depth]
+            )
+            if env_name in self._env_names:
+                return f"environment variable {self._env_names[env_name]}"
+        if _lookup(self._file_values, location):
+            return f"config file {str(self._config_file)!r}"
+        return "default"
+
+
+def _lookup(values: Mapping[str, Any], location: tuple[str | int, ...]) -> bool:
+    current: Any = values
+    for part in location:
+        if not isinstance(current, Mapping) or part not in current:
+            return False
+        current = current[part]
+    return True
+
+
+def _describe(detail: ErrorDetails, origins: _Origins) -> str:
+    location = tuple(detail["loc"])
+    name = ".".join(str(part) for part in location) or "(settings)"
+    message = detail["msg"].removeprefix("Value error, ")
+    if detail["type"] == "extra_forbidden":
+        message = f"unknown setting; allowed here: {', '.join(_allowed_keys(location[:-1]))}"
+    value = detail["input"]
+    shown = "" if isinstance(value, Mapping) else f" = {value!r}"
+    return f"{name}{shown} ({origins.of(location)}): {message}"
+
+
+def _allowed_keys(location: tuple[str | int, ...]) -> list[str]:
+    model: type[BaseModel] = Settings
+    for part in location:
+        annotation = model.model_fields[str(part)].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+class FieldDoc(NamedTuple):
+    """Documentation of one setting."""
+
+    name: str
+    description: str
+    default: object
+    allowed: tuple[object, ...]
+
+
+def iter_field_docs(model: type[BaseModel] = Settings, prefix: str = "") -> Iterator[FieldDoc]:
+    """Every setting with its description, default and allowed values (if a fixed set)."""
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from iter_field_docs(annotation, f"{prefix}{name}.")
+            continue
+        yield FieldDoc(
+            f"{prefix}{name}",
+            field.description or "",
+            field.get_default(call_default_factory=True),
+            _literal_values(annotation),
+        )
+
+
+def _literal_values(annotation: object) -> tuple[object, ...]:
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    return get_args(annotation) if get_origin(annotation) is Literal else ()

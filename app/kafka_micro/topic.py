@@ -1,0 +1,47 @@
+"""``kafka-micro topic``: make sure the topic exists with at least N partitions."""
+
+from __future__ import annotations
+
+import logging
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
+
+# confluent_kafka.admin re-exports these without declaring them; import them from the source.
+from confluent_kafka.cimpl import NewPartitions, NewTopic
+
+from kafka_micro.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_TIMEOUT_S = 30.0
+
+
+def ensure_topic(settings: Settings, partitions: int, replication_factor: int) -> str:
+    """Create the topic or add partitions; never removes any. Returns what was done."""
+    admin = AdminClient(
+        {"bootstrap.servers": settings.bootstrap_servers}, logger=logging.getLogger("librdkafka")
+    )
+    topic = settings.topic
+    future = admin.create_topics(
+        [NewTopic(topic, num_partitions=partitions, replication_factor=replication_factor)],
+        operation_timeout=_TIMEOUT_S,
+        request_timeout=_TIMEOUT_S,
+    )[topic]
+    try:
+        future.result()
+    except KafkaException as error:
+        if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            raise
+    else:
+        return f"created topic {topic} with {partitions} partitions"
+    metadata = admin.list_topics(topic, timeout=_TIMEOUT_S)
+    current = len(metadata.topics[topic].partitions)
+    if current >= partitions:
+        return f"topic {topic} exists with {current} partitions (asked for {partitions})"
+    admin.create_partitions(
+        [NewPartitions(topic, partitions)],
+        operation_timeout=_TIMEOUT_S,
+        request_timeout=_TIMEOUT_S,
+    )[topic].result()
+    return f"topic {topic} grown from {current} to {partitions} partitions"

@@ -1,0 +1,86 @@
+"""consume(num_messages=N) must fill batches on the pinned confluent-kafka.
+
+confluent-kafka 2.13 to 2.15 returned from consume() as soon as any message arrived
+(confluent-kafka-python issue #2205). These tests pin down the behaviour we rely on.
+"""
+
+import threading
+import time
+
+import confluent_kafka
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from kafka_micro.settings import load_settings
+
+pytestmark = pytest.mark.integration
+
+
+def consumer_for(app, **extra) -> Consumer:
+    settings = load_settings(
+        overrides={"bootstrap_servers": app.bootstrap, "consumer": {"group_id": app.group}}
+    )
+    return Consumer(
+        {
+            "bootstrap.servers": app.bootstrap,
+            **settings.consumer.librdkafka_properties(),
+            **extra,
+        }
+    )
+
+
+def test_pinned_client_version():
+    assert confluent_kafka.version() == "2.16.1"
+
+
+def test_with_a_backlog_every_batch_is_full(app):
+    app.create_topic(partitions=24)
+    result = app.run("produce", "--count", "5000")
+    assert result.returncode == 0, result.stderr
+    consumer = consumer_for(app)
+    consumer.subscribe([app.topic])
+    sizes = []
+    deadline = time.monotonic() + 90
+    try:
+        while sum(sizes) < 5000 and time.monotonic() < deadline:
+            batch = consumer.consume(num_messages=100, timeout=5.0)
+            assert all(message.error() is None for message in batch)
+            if batch:
+                sizes.append(len(batch))
+    finally:
+        consumer.close()
+    print(f"\nbatch sizes with a 5000-message backlog: {sizes}")
+    assert sum(sizes) == 5000
+    assert sizes == [100] * 50
+
+
+def test_with_a_trickle_consume_waits_for_the_batch_to_fill(app):
+    """4 messages every 0.3 s; consume(10, 10 s) must return 10, not the first 4."""
+    app.create_topic(partitions=1)
+    consumer = consumer_for(app, **{"fetch.min.bytes": 1, "fetch.wait.max.ms": 100})
+    consumer.assign([TopicPartition(app.topic, 0, confluent_kafka.OFFSET_END)])
+    consumer.consume(num_messages=1, timeout=2.0)  # let the assignment start fetching
+    producer = Producer({"bootstrap.servers": app.bootstrap, "linger.ms": 0})
+    stop = threading.Event()
+
+    def trickle():
+        while not stop.is_set():
+            for _ in range(4):
+                producer.produce(app.topic, b"x")
+            producer.flush(5)
+            stop.wait(0.3)
+
+    sender = threading.Thread(target=trickle)
+    sender.start()
+    try:
+        results = []
+        for _ in range(3):
+            started = time.monotonic()
+            batch = consumer.consume(num_messages=10, timeout=10.0)
+            results.append((len(batch), round(time.monotonic() - started, 2)))
+    finally:
+        stop.set()
+        sender.join()
+        consumer.close()
+    print(f"\n(batch size, seconds) with a trickle of 4 messages per 0.3 s: {results}")
+    assert [size for size, _seconds in results] == [10, 10, 10]
