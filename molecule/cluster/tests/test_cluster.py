@@ -1,0 +1,117 @@
+"""Three KRaft nodes from roles/confluent_kafka: one quorum, and restarts without downtime."""
+
+import json
+import os
+import re
+import subprocess
+import time
+import uuid
+
+import pytest
+import testinfra
+import testinfra.utils.ansible_runner
+
+INVENTORY_FILE = os.environ["MOLECULE_INVENTORY_FILE"]
+NODES = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY_FILE).get_hosts("kafka")
+BIN = "/opt/confluent/current/bin"
+ADMIN = "--command-config /etc/kafka/admin-client.properties"
+META = "/var/lib/kafka/meta/meta.properties"
+BOOTSTRAP = ",".join(f"{name}:9092" for name in NODES)
+# Bounds on a loaded machine, not expectations.
+RECORDS = 36000
+THROUGHPUT = 300
+
+
+@pytest.fixture(scope="module")
+def hosts():
+    return [
+        testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY_FILE}") for name in NODES
+    ]
+
+
+def meta_properties(host):
+    pairs = (
+        line.split("=", 1) for line in host.file(META).content_string.splitlines() if "=" in line
+    )
+    return dict(pairs)
+
+
+def test_all_nodes_share_one_cluster_and_vote_in_one_quorum(hosts):
+    metas = {host.backend.get_hostname(): meta_properties(host) for host in hosts}
+    assert len({meta["cluster.id"] for meta in metas.values()}) == 1
+    status = hosts[0].check_output(
+        f"{BIN}/kafka-metadata-quorum --bootstrap-server {BOOTSTRAP} {ADMIN} describe --status"
+    )
+    voters = json.loads(re.search(r"CurrentVoters:\s+(\[.*\])", status).group(1))
+    assert {voter["id"] for voter in voters} == {1, 2, 3}
+    for name, meta in metas.items():
+        voter = next(v for v in voters if v["id"] == int(meta["node.id"]))
+        assert voter["directoryId"] == meta["directory.id"]
+        assert voter["endpoints"] == [f"CONTROLLER://{name}:9093"]
+    assert re.search(r"LeaderId:\s+[123]\b", status)
+
+
+def test_rolling_restart_keeps_acks_all_writes_flowing(hosts):
+    """A config change restarts the nodes one by one while a producer writes with acks=all."""
+    producer = hosts[0]
+    topic = f"molecule-rolling-{uuid.uuid4().hex[:8]}"
+    producer.check_output(
+        f"{BIN}/kafka-topics --bootstrap-server {BOOTSTRAP} {ADMIN} --create --if-not-exists "
+        f"--topic {topic} --partitions 6 --replication-factor 3"
+    )
+    name = producer.backend.get_hostname()
+    subprocess.run(
+        [
+            "docker",
+            "exec",
+            "-d",
+            name,
+            "sh",
+            "-c",
+            f"{BIN}/kafka-producer-perf-test --topic {topic} --num-records {RECORDS} "
+            f"--throughput {THROUGHPUT} --record-size 100 "
+            f"--producer-props bootstrap.servers={BOOTSTRAP} "
+            "acks=all delivery.timeout.ms=300000 > /tmp/rolling-producer.log 2>&1",
+        ],
+        check=True,
+    )
+    # A value no earlier run used, so that the configuration really changes.
+    backoff_ms = 15000 + int(time.time()) % 100000
+    extra = json.dumps(
+        {"confluent_kafka_server_properties_extra": {"log.cleaner.backoff.ms": backoff_ms}}
+    )
+    result = subprocess.run(
+        [
+            "ansible-playbook",
+            "-i",
+            os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "inventory"),
+            os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "playbooks", "site.yml"),
+            "--tags",
+            "confluent_kafka_configure,confluent_kafka_run",
+            "-e",
+            extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-4000:]
+    # One node at a time: each restart is followed by its health wait before the next restart.
+    steps = re.findall(r"(Restart Kafka on|node) (kafka-micro-cluster-\d)\]", result.stdout)
+    restarts = [node for kind, node in steps if kind == "Restart Kafka on"]
+    assert sorted(restarts) == sorted(NODES)
+    for node in restarts:
+        assert steps.index(("node", node)) == steps.index(("Restart Kafka on", node)) + 1
+    # The final summary line, unlike the periodic ones, carries latency percentiles.
+    deadline = time.monotonic() + 600
+    while "50th" not in producer.file("/tmp/rolling-producer.log").content_string:
+        assert time.monotonic() < deadline, "the producer did not finish"
+        time.sleep(5)
+    summary = producer.check_output("grep 50th /tmp/rolling-producer.log")
+    assert summary.startswith(f"{RECORDS} records sent"), summary
+    # Every record is in the topic exactly once (idempotent producer): none failed, none lost.
+    offsets = producer.check_output(
+        f"{BIN}/kafka-get-offsets --bootstrap-server {BOOTSTRAP} {ADMIN} --topic {topic} --time -1"
+    )
+    assert sum(int(line.rsplit(":", 1)[1]) for line in offsets.splitlines()) == RECORDS

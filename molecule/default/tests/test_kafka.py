@@ -1,0 +1,298 @@
+"""The Kafka node deployed by roles/confluent_kafka, checked on the running container."""
+
+import json
+import os
+import re
+import subprocess
+import time
+import uuid
+
+import pytest
+import testinfra.utils.ansible_runner
+
+testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(
+    os.environ["MOLECULE_INVENTORY_FILE"]
+).get_hosts("kafka")
+
+UNIT = "confluent-kafka.service"
+BIN = "/opt/confluent/current/bin"
+CONFIG = "/etc/kafka/server.properties"
+OVERRIDE = f"/etc/systemd/system/{UNIT}.d/override.conf"
+DATA_DIR = "/var/lib/kafka/data"
+META_DIR = "/var/lib/kafka/meta"
+LOG_DIR = "/var/log/kafka"
+USER = "cp-kafka"
+ADMIN = "--command-config /etc/kafka/admin-client.properties"
+# A started broker may take a while on a loaded machine; these are bounds, not expectations.
+READY_TIMEOUT_S = 180
+
+
+def bootstrap(host):
+    return f"{host.backend.get_hostname()}:9092"
+
+
+def properties(text):
+    pairs = (
+        line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#")
+    )
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def main_pid(host):
+    return int(host.check_output(f"systemctl show --property=MainPID --value {UNIT}"))
+
+
+def wait_for_broker(host):
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        result = host.run(f"{BIN}/kafka-topics --bootstrap-server {bootstrap(host)} {ADMIN} --list")
+        if result.rc == 0:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"broker did not answer within {READY_TIMEOUT_S} s: {result.stderr[-2000:]}"
+            )
+        time.sleep(3)
+
+
+def test_service_is_enabled_and_running(host):
+    service = host.service(UNIT)
+    assert service.is_enabled
+    assert service.is_running
+
+
+def test_unit_and_config_are_marked_as_managed(host):
+    for path in (f"/etc/systemd/system/{UNIT}", CONFIG):
+        assert host.file(path).content_string.startswith("#\n# Ansible managed"), path
+
+
+def test_server_runs_as_system_user_without_shell(host):
+    user = host.user(USER)
+    assert user.shell == "/usr/sbin/nologin"
+    assert user.uid < 1000
+    assert host.process.get(pid=main_pid(host)).user == USER
+
+
+def test_config_is_kraft_combined_node(host):
+    config = properties(host.file(CONFIG).content_string)
+    assert config["process.roles"] == "broker,controller"
+    assert config["node.id"] == "1"
+    assert config["controller.quorum.bootstrap.servers"] == f"{host.backend.get_hostname()}:9093"
+    assert config["auto.create.topics.enable"] == "false"
+    assert config["log.dirs"] == DATA_DIR
+    assert config["metadata.log.dir"] == META_DIR
+    assert not [key for key in config if "zookeeper" in key]
+
+
+def test_no_zookeeper_anywhere(host):
+    processes = host.check_output("ps -eo args")
+    assert "zookeeper" not in processes.lower()
+    assert "kafka.Kafka" in processes
+    assert host.run(f"ls {BIN} | grep -i zookeeper").rc == 1
+
+
+def test_storage_is_formatted_once_for_one_cluster(host):
+    found = {
+        path: properties(host.file(f"{path}/meta.properties").content_string)
+        for path in (DATA_DIR, META_DIR)
+    }
+    cluster_ids = {meta["cluster.id"] for meta in found.values()}
+    assert len(cluster_ids) == 1
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", cluster_ids.pop())
+    assert {meta["node.id"] for meta in found.values()} == {"1"}
+    for path in (DATA_DIR, META_DIR, LOG_DIR):
+        directory = host.file(path)
+        assert directory.user == USER
+        assert directory.mode == 0o750
+
+
+def test_quorum_is_dynamic_and_led_by_this_node(host):
+    status = host.check_output(
+        f"{BIN}/kafka-metadata-quorum --bootstrap-server {bootstrap(host)} {ADMIN} "
+        "describe --status"
+    )
+    meta = properties(host.file(f"{META_DIR}/meta.properties").content_string)
+    assert re.search(rf"ClusterId:\s+{re.escape(meta['cluster.id'])}\b", status)
+    assert re.search(r"LeaderId:\s+1\b", status)
+    assert meta["directory.id"] in status
+    features = host.check_output(
+        f"{BIN}/kafka-features --bootstrap-server {bootstrap(host)} {ADMIN} describe"
+    )
+    assert re.search(r"Feature: kraft\.version\s.*FinalizedVersionLevel: 1\b", features), features
+
+
+def test_broker_answers_metadata_requests(host):
+    versions = host.check_output(
+        f"{BIN}/kafka-broker-api-versions --bootstrap-server {bootstrap(host)} {ADMIN}"
+    )
+    assert "Metadata(3)" in versions
+    wait_for_broker(host)
+
+
+HARDENING = {
+    "NoNewPrivileges": "yes",
+    "ProtectSystem": "strict",
+    "ProtectHome": "yes",
+    "PrivateTmp": "yes",
+    "PrivateDevices": "yes",
+    "ProtectKernelTunables": "yes",
+    "ProtectKernelModules": "yes",
+    "ProtectKernelLogs": "yes",
+    "ProtectControlGroups": "yes",
+    "ProtectClock": "yes",
+    "ProtectHostname": "yes",
+    "RestrictSUIDSGID": "yes",
+    "RestrictRealtime": "yes",
+    "LockPersonality": "yes",
+    "CapabilityBoundingSet": "",
+    "SystemCallArchitectures": "native",
+    "UMask": "0027",
+    "LimitNOFILE": "128000",
+    "TimeoutStopUSec": "3min",
+    "Restart": "on-failure",
+}
+
+
+def test_unit_declares_hardening(host):
+    shown = properties(host.check_output(f"systemctl show {UNIT} --property={','.join(HARDENING)}"))
+    assert shown == HARDENING
+    namespaces = host.check_output(f"systemctl show {UNIT} --property=RestrictNamespaces --value")
+    assert namespaces == "yes"
+    exposure = host.check_output(f"systemd-analyze security {UNIT} --no-pager | tail -n 1")
+    assert float(re.search(r"level for \S+: ([0-9.]+)", exposure).group(1)) <= 2.0, exposure
+
+
+def test_hardening_is_in_effect_for_the_running_server(host):
+    pid = main_pid(host)
+    status = properties(host.file(f"/proc/{pid}/status").content_string.replace(":\t", "="))
+    assert status["NoNewPrivs"] == "1"
+    assert status["CapEff"] == "0000000000000000"
+    assert status["CapBnd"] == "0000000000000000"
+    assert status["Seccomp"] == "2"
+    # The kernel's view of the server's mounts (nsenter would need CAP_SYS_PTRACE, which docker
+    # withholds): system read-only, data and log directories writable, /home and /root emptied.
+    mounts = server_mounts(host, pid)
+    for path in (
+        "/usr/lib/probe",
+        "/etc/kafka/server.properties",
+        "/opt/confluent/current",
+        "/var/lib",
+    ):
+        assert "ro" in effective_mount(mounts, path)["options"], path
+    for path in (DATA_DIR, META_DIR, LOG_DIR, "/tmp"):
+        assert "rw" in effective_mount(mounts, path)["options"], path
+    for path in ("/home", "/root"):
+        mount = effective_mount(mounts, path)
+        assert mount["point"] == path, mount
+        assert "ro" in mount["options"] and "inaccessible" in mount["root"], mount
+    # PrivateTmp: the server's /tmp is a directory of its own, not the machine's /tmp.
+    assert "systemd-private-" in effective_mount(mounts, "/tmp")["root"]
+
+
+def server_mounts(host, pid):
+    mounts = []
+    for line in host.file(f"/proc/{pid}/mountinfo").content_string.splitlines():
+        fields = line.split()
+        mounts.append({"root": fields[3], "point": fields[4], "options": fields[5].split(",")})
+    return mounts
+
+
+def effective_mount(mounts, path):
+    """The mount a path lives on: the last mounted of those with the longest matching point."""
+    covering = [
+        m for m in mounts if path == m["point"] or path.startswith(m["point"].rstrip("/") + "/")
+    ]
+    longest = max(len(m["point"]) for m in covering)
+    return [m for m in covering if len(m["point"]) == longest][-1]
+
+
+def test_config_change_restarts_the_node_and_it_comes_back(host):
+    """A changed server.properties restarts the node through the handler, which waits for it."""
+    before = main_pid(host)
+    extra = json.dumps(
+        {
+            "confluent_kafka_server_properties_extra": {"log.cleaner.threads": 2},
+            "confluent_kafka_service_overrides": {"LimitNOFILE": 200000},
+        }
+    )
+    changed = run_site(["--tags", "confluent_kafka_configure,confluent_kafka_run", "-e", extra])
+    assert changed.returncode == 0, changed.stdout[-3000:]
+    assert "Restart Kafka on" in changed.stdout
+    after = main_pid(host)
+    assert after not in (0, before)
+    assert properties(host.file(CONFIG).content_string)["log.cleaner.threads"] == "2"
+    assert host.file(OVERRIDE).contains("^LimitNOFILE=200000$")
+    assert host.check_output(f"systemctl show {UNIT} --property=LimitNOFILE --value") == "200000"
+    restored = run_site(["--tags", "confluent_kafka_configure,confluent_kafka_run"])
+    assert restored.returncode == 0, restored.stdout[-3000:]
+    assert "log.cleaner.threads" not in host.file(CONFIG).content_string
+    assert not host.file(OVERRIDE).exists
+    assert host.check_output(f"systemctl show {UNIT} --property=LimitNOFILE --value") == "128000"
+    wait_for_broker(host)
+
+
+def test_restart_left_pending_by_an_interrupted_run_is_done(host):
+    """A run that died after changing files but before its handlers left a marker in /run."""
+    marker = "/run/confluent-kafka.restart-pending"
+    before = main_pid(host)
+    host.check_output(f"touch {marker}")
+    result = run_site(["--tags", "confluent_kafka_configure,confluent_kafka_run"])
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert main_pid(host) not in (0, before)
+    assert not host.file(marker).exists
+    again = run_site(["--tags", "confluent_kafka_configure,confluent_kafka_run"])
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert re.search(r"changed=0\s", again.stdout), again.stdout[-3000:]
+
+
+def test_data_survives_a_restart_of_the_whole_machine(host):
+    topic = f"molecule-persistence-{uuid.uuid4().hex[:8]}"
+    payload = f"kept-{uuid.uuid4().hex}"
+    meta_before = host.file(f"{META_DIR}/meta.properties").content_string
+    host.check_output(
+        f"{BIN}/kafka-topics --bootstrap-server {bootstrap(host)} {ADMIN} --create --topic {topic} "
+        "--partitions 1 --replication-factor 1"
+    )
+    host.check_output(
+        f"echo {payload} | {BIN}/kafka-console-producer --bootstrap-server {bootstrap(host)} "
+        f"--topic {topic} "
+        "--producer-property acks=all"
+    )
+    subprocess.run(["docker", "restart", host.backend.get_hostname()], check=True, timeout=300)
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while host.run("systemctl is-system-running --wait").stdout.strip() not in (
+        "running",
+        "degraded",
+    ):
+        assert time.monotonic() < deadline, "systemd did not come back after the restart"
+        time.sleep(2)
+    assert host.service(UNIT).is_running
+    wait_for_broker(host)
+    assert host.file(f"{META_DIR}/meta.properties").content_string == meta_before
+    consumed = host.check_output(
+        f"{BIN}/kafka-console-consumer --bootstrap-server {bootstrap(host)} --topic {topic} "
+        "--from-beginning --max-messages 1 --timeout-ms 60000"
+    )
+    assert consumed.strip() == payload
+    host.run(
+        f"{BIN}/kafka-topics --bootstrap-server {bootstrap(host)} {ADMIN} --delete --topic {topic}"
+    )
+
+
+def run_site(extra_args):
+    """Run playbooks/site.yml against the molecule instances, as the converge step does."""
+    project = os.environ["MOLECULE_PROJECT_DIRECTORY"]
+    inventory = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "inventory")
+    return subprocess.run(
+        [
+            "ansible-playbook",
+            "-i",
+            inventory,
+            os.path.join(project, "playbooks", "site.yml"),
+            *extra_args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
