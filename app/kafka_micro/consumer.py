@@ -255,6 +255,11 @@ def _without_errors(messages: list[Message]) -> list[Message]:
         error = message.error()
         if error is None:
             good.append(message)
+        elif error.fatal() or error.code() == KafkaError._FATAL:
+            # librdkafka reports some fatal errors only as a message error code, not fatal().
+            # E.g. a static member whose previous session still holds its instance id: only a
+            # new process can rejoin, so stop and let systemd restart us.
+            raise KafkaException(error)
         elif error.code() != KafkaError._PARTITION_EOF:
             log.warning("consume error on partition %s: %s", message.partition(), error.str())
     return good
