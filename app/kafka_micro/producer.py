@@ -119,7 +119,9 @@ def run_producer(settings: Settings, limits: ProduceLimits, stop: StopRequest) -
     counter = DeliveryCounter()
     try:
         producer = Producer(producer_config(settings, counter, stop))
-    except KafkaException as error:
+    except (KafkaException, TypeError) as error:
+        # TypeError: a property of the Python client itself (e.g. delivery.report.only.error)
+        # given with the wrong type.
         raise librdkafka_config_error(error) from None
     producer_id = options.resolved_id()
     pack = value_packer(producer_id, options.message_size)

@@ -270,3 +270,22 @@ def test_property_refused_by_librdkafka_exits_2_with_its_reason():
     assert "invalid librdkafka configuration" in result.stderr
     assert "`session.timeout.ms` is not supported for `group.protocol=consumer`" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_python_client_property_of_the_wrong_type_exits_2_without_a_traceback():
+    env = {
+        "KAFKA_MICRO_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+        "KAFKA_MICRO_PRODUCER__LIBRDKAFKA": '{"delivery.report.only.error": "true"}',
+        "PATH": "/usr/bin:/bin",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "kafka_micro", "produce", "--count", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "delivery.report.only.error to be bool type, not str" in result.stderr
+    assert "Traceback" not in result.stderr
