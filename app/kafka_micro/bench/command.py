@@ -1,0 +1,329 @@
+"""``kafka-micro bench``: options, broker set-up, output files."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.metadata
+import logging
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import confluent_kafka
+
+from kafka_micro.bench import report, runner, sweep
+from kafka_micro.bench.context import BenchContext, BenchError
+from kafka_micro.bench.profile import (
+    BenchProfile,
+    java_consumer_properties,
+    java_producer_properties,
+)
+from kafka_micro.bench.results import BenchResults, load_average
+from kafka_micro.localbroker import BrokerStartError, LocalBroker, unpack_archive
+from kafka_micro.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ARCHIVE = Path("build/confluent-community-8.0.3.tar.gz")
+EXIT_FAILED = 1
+
+
+def add_bench_parser(subparsers: Any) -> argparse.ArgumentParser:  # noqa: ANN401
+    """Add ``bench`` to the ``kafka-micro`` subcommands (``subparsers`` from add_subparsers)."""
+    bench: argparse.ArgumentParser = subparsers.add_parser(
+        "bench",
+        help="measure throughput and latency of our producer and consumer against Kafka's tools",
+        description="Measure producer throughput (100 B and 1 KB), end-to-end latency at "
+        "10/50/90% of the max rate, and consumer throughput (1 and 6 processes), and run Kafka's "
+        "perf-test tools with the same settings on the same broker. Writes a table to stdout, "
+        "bench.json and bench.png to --output-dir. Creates and deletes its own "
+        "kafka-micro-bench-* topics.",
+    )
+    bench.add_argument(
+        "--config",
+        type=Path,
+        metavar="PATH",
+        help="TOML config file whose producer/consumer settings are benchmarked "
+        "(default: the built-in defaults; KAFKA_MICRO_* variables apply as usual)",
+    )
+    broker = bench.add_mutually_exclusive_group()
+    broker.add_argument("--bootstrap", metavar="HOST:PORT", help="benchmark this running broker")
+    broker.add_argument(
+        "--broker-heap",
+        default="1g",
+        metavar="SIZE",
+        help="heap of the broker started from the archive when no --bootstrap (default 1g)",
+    )
+    bench.add_argument(
+        "--kafka-home",
+        type=Path,
+        metavar="DIR",
+        help="unpacked Kafka install: its bin/ perf-test tools, and the broker if no --bootstrap",
+    )
+    bench.add_argument(
+        "--archive",
+        type=Path,
+        default=DEFAULT_ARCHIVE,
+        metavar="TARBALL",
+        help=f"Kafka archive unpacked when no --kafka-home (default {DEFAULT_ARCHIVE})",
+    )
+    bench.add_argument(
+        "--no-kafka-tools",
+        action="store_true",
+        help="do not run Kafka's perf-test tools (no ratios)",
+    )
+    bench.add_argument(
+        "--quick", action="store_true", help="small counts and short runs: a smoke test (< 1 min)"
+    )
+    bench.add_argument(
+        "--repeats",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="run each throughput measurement N times, alternating ours and theirs; "
+        "medians are compared (default 1)",
+    )
+    bench.add_argument(
+        "--sweep",
+        action="append",
+        choices=sorted(sweep.SWEEPS),
+        metavar="NAME",
+        help=f"run a tuning sweep instead of the standard benchmark; repeatable; one of "
+        f"{', '.join(sorted(sweep.SWEEPS))}",
+    )
+    bench.add_argument(
+        "--output-dir",
+        type=Path,
+        metavar="DIR",
+        help="where bench.json, bench.png and logs/ go (default bench-results/UTC-TIMESTAMP)",
+    )
+    return bench
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+@dataclass(frozen=True)
+class _Broker:
+    bootstrap: str
+    kafka_home: Path | None
+    info: dict[str, Any]
+
+
+@contextlib.contextmanager
+def _broker(args: argparse.Namespace, scratch: Path) -> Iterator[_Broker]:
+    """The broker under test and the Kafka install whose tools run against it."""
+    kafka_home: Path | None = args.kafka_home
+    needs_install = args.bootstrap is None or not args.no_kafka_tools
+    if kafka_home is None and needs_install:
+        if not args.archive.is_file():
+            raise BenchError(
+                f"Kafka archive {args.archive} does not exist: build it with archive/build, "
+                "or pass --kafka-home DIR (an unpacked install)"
+                + ("" if args.bootstrap is None else ", or --no-kafka-tools")
+            )
+        kafka_home = unpack_archive(args.archive, scratch / "kafka")
+    if args.no_kafka_tools and args.bootstrap is not None:
+        kafka_home = None
+    if args.bootstrap is not None:
+        yield _Broker(args.bootstrap, kafka_home, {"bootstrap": args.bootstrap, "started": False})
+        return
+    assert kafka_home is not None
+    with LocalBroker(
+        kafka_home, scratch / "broker", heap=args.broker_heap, num_partitions=24
+    ) as local:
+        yield _Broker(
+            local.bootstrap,
+            None if args.no_kafka_tools else kafka_home,
+            {
+                "bootstrap": local.bootstrap,
+                "started": True,
+                "heap": args.broker_heap,
+                "kafka_jars": _kafka_version(kafka_home),
+                "same_machine": True,
+            },
+        )
+
+
+def _kafka_version(kafka_home: Path) -> str:
+    jars = sorted((kafka_home / "share" / "java" / "kafka").glob("kafka-clients-*.jar"))
+    return jars[0].stem.removeprefix("kafka-clients-") if jars else "unknown"
+
+
+def _machine() -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+        model = next(
+            (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
+            "",
+        )
+    memory_kb = 0
+    with contextlib.suppress(OSError), open("/proc/meminfo", encoding="ascii") as meminfo:
+        memory_kb = int(next(line for line in meminfo if line.startswith("MemTotal")).split()[1])
+    return {
+        "hostname": platform.node(),
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gib": round(memory_kb / 2**20, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "confluent_kafka": importlib.metadata.version("confluent-kafka"),
+        "librdkafka": confluent_kafka.libversion()[0],
+    }
+
+
+def _new_results(
+    args: argparse.Namespace, broker: _Broker, profile: BenchProfile, notes: list[str]
+) -> BenchResults:
+    java_producer, producer_unmapped = java_producer_properties(profile.producer)
+    java_consumer, consumer_unmapped = java_consumer_properties(profile.consumer)
+    if producer_unmapped or consumer_unmapped:
+        notes = [
+            *notes,
+            "librdkafka properties not applied to Kafka's tools: "
+            f"{producer_unmapped + consumer_unmapped}",
+        ]
+    return BenchResults(
+        started_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        command=sys.orig_argv,
+        quick=args.quick,
+        machine=_machine(),
+        broker=broker.info,
+        profile=profile.model_dump(),
+        java_settings={"producer": java_producer, "consumer": java_consumer},
+        load_average_start=load_average(),
+        notes=notes,
+    )
+
+
+def _baseline(args: argparse.Namespace, settings: Settings) -> BenchProfile:
+    name = f"config {args.config}" if args.config else "defaults"
+    return BenchProfile(name=name, producer=settings.producer, consumer=settings.consumer)
+
+
+def run_bench(args: argparse.Namespace, settings: Settings) -> int:
+    """Benchmark ``settings`` (or run the sweeps) as the options ask; returns the exit code."""
+    profile = _baseline(args, settings)
+    output_dir: Path = args.output_dir or Path("bench-results") / time.strftime(
+        "%Y%m%d-%H%M%S", time.gmtime()
+    )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    plan = (runner.BenchPlan.quick if args.quick else runner.BenchPlan.full)(args.repeats)
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="kafka-micro-bench-") as scratch,
+            _broker(args, Path(scratch)) as broker,
+        ):
+            ctx = BenchContext(broker.bootstrap, output_dir, broker.kafka_home)
+            ctx.progress("broker %s; results in %s", broker.bootstrap, output_dir)
+            notes = [] if broker.kafka_home else ["Kafka's tools not run: no ratios"]
+            try:
+                if args.sweep:
+                    _sweeps(
+                        ctx,
+                        args=args,
+                        plan=plan,
+                        profile=profile,
+                        broker=broker,
+                        notes=notes,
+                        output_dir=output_dir,
+                    )
+                else:
+                    _standard(
+                        ctx,
+                        args=args,
+                        plan=plan,
+                        profile=profile,
+                        broker=broker,
+                        notes=notes,
+                        output_dir=output_dir,
+                    )
+            finally:
+                ctx.delete_topics()
+    except (BenchError, BrokerStartError, FileNotFoundError, ValueError) as error:
+        log.error("bench failed: %s", error)
+        return EXIT_FAILED
+    return 0
+
+
+def _standard(
+    ctx: BenchContext,
+    *,
+    args: argparse.Namespace,
+    plan: runner.BenchPlan,
+    profile: BenchProfile,
+    broker: _Broker,
+    notes: list[str],
+    output_dir: Path,
+) -> None:
+    results = _new_results(args, broker, profile, notes)
+    try:
+        runner.warm_up(ctx, plan, profile)
+        runner.producer_phase(ctx, plan, profile, results)
+        max_rate = results.producer[0].ours_msgs_per_s
+        runner.latency_phase(ctx, plan, profile, results, max_rate=max_rate)
+        runner.consumer_phase(ctx, plan, profile, results)
+        results.targets = runner.targets(results, profile)
+    finally:
+        results.finished_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        results.load_average_end = load_average()
+        (output_dir / "bench.json").write_text(results.to_json() + "\n", encoding="utf-8")
+    print(report.to_table(results))
+    written = [output_dir / "bench.json"]
+    try:
+        report.plot(results, output_dir / "bench.png")
+        written.append(output_dir / "bench.png")
+    except ModuleNotFoundError as error:
+        log.warning("no plot: %s; install the bench extra: pip install 'kafka-micro[bench]'", error)
+    print(f"\nwrote {' and '.join(map(str, written))}")
+
+
+def _sweeps(
+    ctx: BenchContext,
+    *,
+    args: argparse.Namespace,
+    plan: runner.BenchPlan,
+    profile: BenchProfile,
+    broker: _Broker,
+    notes: list[str],
+    output_dir: Path,
+) -> None:
+    """The baseline's max rate first (the latency runs' fixed rate), then each sweep."""
+    baseline = _new_results(args, broker, profile, notes)
+    runner.warm_up(ctx, plan, profile)
+    runner.producer_phase(ctx, plan, profile, baseline, sizes=(plan.message_bytes,))
+    rate = baseline.producer[0].ours_msgs_per_s
+    ctx.progress("baseline max rate %.0f msg/s; latency runs use half of it", rate)
+    for name in args.sweep:
+        points = sweep.run_sweep(
+            ctx,
+            name,
+            plan=plan,
+            baseline=profile,
+            baseline_rate=rate,
+            new_results=lambda variant: _new_results(args, broker, variant, notes),
+        )
+        path = output_dir / f"sweep-{name}.json"
+        path.write_text(
+            "[\n"
+            + ",\n".join(point.model_dump_json(indent=2, by_alias=True) for point in points)
+            + "\n]\n",
+            encoding="utf-8",
+        )
+        print(sweep.to_table(points))
+        print(f"wrote {path}")

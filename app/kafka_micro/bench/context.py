@@ -1,0 +1,124 @@
+"""What every measurement needs: the broker, a scratch directory, topics of its own."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+# confluent_kafka.admin re-exports NewTopic without declaring it; import it from the source.
+from confluent_kafka.cimpl import NewTopic
+
+log = logging.getLogger(__name__)
+
+_ADMIN_TIMEOUT_S = 30.0
+
+
+class BenchError(RuntimeError):
+    """A measurement could not be made; the message says which and why."""
+
+
+@dataclass
+class BenchContext:
+    """The broker under test and where the run keeps its files.
+
+    ``kafka_home`` is an unpacked Kafka install whose ``bin/`` has the perf-test tools;
+    without it Kafka's own tools are not run and there are no ratios.
+    """
+
+    bootstrap: str
+    work_dir: Path
+    kafka_home: Path | None
+    started: float = field(default_factory=time.monotonic)
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    _admin: AdminClient | None = None
+    _topics: list[str] = field(default_factory=list)
+    _names: int = 0
+
+    @property
+    def admin(self) -> AdminClient:
+        if self._admin is None:
+            self._admin = AdminClient(
+                {"bootstrap.servers": self.bootstrap}, logger=logging.getLogger("librdkafka")
+            )
+        return self._admin
+
+    def progress(self, message: str, *args: object) -> None:
+        """A progress line, prefixed with the seconds since the benchmark started."""
+        log.info("[%6.1f s] " + message, time.monotonic() - self.started, *args)
+
+    def unique_name(self, what: str) -> str:
+        """A topic or group name no other run uses: ``kafka-micro-bench-RUN-N-WHAT``."""
+        self._names += 1
+        return f"kafka-micro-bench-{self.run_id}-{self._names}-{what}"
+
+    def log_path(self, name: str) -> Path:
+        logs = self.work_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        return logs / name
+
+    def create_topic(self, what: str, partitions: int) -> str:
+        """Create a fresh topic (replication: the broker's default) and wait until it is usable."""
+        topic = self.unique_name(what)
+        future = self.admin.create_topics(
+            [NewTopic(topic, num_partitions=partitions, replication_factor=-1)],
+            operation_timeout=_ADMIN_TIMEOUT_S,
+            request_timeout=_ADMIN_TIMEOUT_S,
+        )[topic]
+        try:
+            future.result()
+        except KafkaException as error:
+            raise BenchError(f"cannot create topic {topic} on {self.bootstrap}: {error}") from None
+        self._topics.append(topic)
+        deadline = time.monotonic() + _ADMIN_TIMEOUT_S
+        while time.monotonic() < deadline:
+            metadata = self.admin.list_topics(topic, timeout=_ADMIN_TIMEOUT_S).topics[topic]
+            if (
+                metadata.error is None
+                and len(metadata.partitions) == partitions
+                and all(p.leader >= 0 for p in metadata.partitions.values())
+            ):
+                return topic
+            time.sleep(0.1)
+        raise BenchError(f"topic {topic} has no leader for every partition after creation")
+
+    def delete_topics(self) -> None:
+        """Delete the topics this run created (only those), to give the broker its disk back."""
+        if not self._topics:
+            return
+        futures = self.admin.delete_topics(self._topics, operation_timeout=_ADMIN_TIMEOUT_S)
+        for topic, future in futures.items():
+            try:
+                future.result()
+            except KafkaException as error:
+                log.warning("could not delete benchmark topic %s: %s", topic, error)
+        self._topics.clear()
+
+    def owned_per_member(self, group: str) -> list[int]:
+        """How many partitions each member of the group owns (empty if not describable now)."""
+        try:
+            description = self.admin.describe_consumer_groups([group])[group].result()
+        except KafkaException:
+            return []
+        return [
+            len(member.assignment.topic_partitions) if member.assignment is not None else 0
+            for member in description.members
+        ]
+
+    def wait_for_assignment(self, group: str, partitions: int, timeout: float) -> None:
+        """Wait until the group's members own ``partitions`` partitions between them."""
+        deadline = time.monotonic() + timeout
+        owned = 0
+        while time.monotonic() < deadline:
+            owned = sum(self.owned_per_member(group))
+            if owned >= partitions:
+                return
+            time.sleep(0.2)
+        raise BenchError(
+            f"group {group} owns {owned} of {partitions} partitions after {timeout:g} s"
+        )

@@ -1,0 +1,185 @@
+"""Kafka's own ``kafka-producer-perf-test`` and ``kafka-consumer-perf-test``, as the yardstick."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import string
+import subprocess
+from pathlib import Path
+
+from kafka_micro.bench.context import BenchContext, BenchError
+from kafka_micro.bench.profile import (
+    BenchProfile,
+    java_consumer_properties,
+    java_producer_properties,
+)
+from kafka_micro.bench.results import Throughput, load_average
+from kafka_micro.message import HEADER
+
+PRODUCER_TOOL = "kafka-producer-perf-test"
+CONSUMER_TOOL = "kafka-consumer-perf-test"
+# Apache Kafka's perf-test launchers give the JVM this heap when KAFKA_HEAP_OPTS is unset.
+_TOOL_HEAP = "-Xmx512M"
+_TOOL_TIMEOUT_S = 900.0
+_CONSUMER_IDLE_TIMEOUT_MS = 60_000
+_PAYLOAD_VARIANTS = 1000
+_PRODUCER_SUMMARY = re.compile(
+    r"^(\d+) records sent, ([\d.]+) records/sec \([\d.]+ MB/sec\), ([\d.]+) ms avg latency, "
+    r"([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99.9th",
+    re.MULTILINE,
+)
+
+
+def payload_file(path: Path, message_bytes: int, id_bytes: int) -> Path:
+    """Values shaped like ours: a varying header of the same length, then zero padding.
+
+    Our values are mostly zero padding, which compresses far better than the tool's default
+    random letters; with the same shape both sides send the broker the same compressed bytes.
+    """
+    varying = min(message_bytes, HEADER.size + id_bytes)
+    chooser = random.Random(message_bytes)
+    lines = (
+        "".join(chooser.choices(string.ascii_letters, k=varying)) + "\0" * (message_bytes - varying)
+        for _ in range(_PAYLOAD_VARIANTS)
+    )
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def _run_tool(ctx: BenchContext, tool: str, args: list[str], log_name: str) -> str:
+    if ctx.kafka_home is None:
+        raise BenchError(f"{tool} needs a Kafka install (--kafka-home)")
+    env = {**os.environ, "KAFKA_HEAP_OPTS": _TOOL_HEAP, "LOG_DIR": str(ctx.log_path("java"))}
+    command = [str(ctx.kafka_home / "bin" / tool), *args]
+    log_file = ctx.log_path(f"{log_name}.log")
+    try:
+        result = subprocess.run(
+            command,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=_TOOL_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"{tool} did not finish within {_TOOL_TIMEOUT_S:g} s") from None
+    log_file.write_text(
+        f"$ {' '.join(command)}\n{result.stdout}\n--- stderr ---\n{result.stderr}", encoding="utf-8"
+    )
+    if result.returncode != 0:
+        raise BenchError(f"{tool} exited with code {result.returncode}; see {log_file}")
+    return result.stdout
+
+
+def producer_perf(
+    ctx: BenchContext,
+    profile: BenchProfile,
+    topic: str,
+    *,
+    message_bytes: int,
+    count: int,
+    id_bytes: int,
+) -> Throughput:
+    """``kafka-producer-perf-test`` with our producer's settings, unthrottled.
+
+    ``id_bytes`` is the length of our producer's id, to shape the payloads like ours.
+    """
+    name = ctx.unique_name(f"java-producer-{message_bytes}")
+    properties, _unmapped = java_producer_properties(profile.producer)
+    payloads = payload_file(ctx.log_path(f"{name}.payloads"), message_bytes, id_bytes)
+    load = load_average()
+    output = _run_tool(
+        ctx,
+        PRODUCER_TOOL,
+        [
+            "--topic",
+            topic,
+            "--num-records",
+            str(count),
+            "--payload-file",
+            str(payloads),
+            "--throughput",
+            "-1",
+            "--producer-props",
+            f"bootstrap.servers={ctx.bootstrap}",
+            *(f"{key}={value}" for key, value in properties.items()),
+        ],
+        name,
+    )
+    match = _PRODUCER_SUMMARY.search(output)
+    if match is None:
+        raise BenchError(f"{PRODUCER_TOOL} printed no summary line:\n{output[-2000:]}")
+    sent, rate = int(match[1]), float(match[2])
+    if sent != count:
+        raise BenchError(f"{PRODUCER_TOOL} sent {sent} of {count} records")
+    return Throughput.of(
+        PRODUCER_TOOL,
+        sent,
+        message_bytes,
+        sent / rate,
+        load=load,
+        detail={
+            "ack_latency_ms": {"avg": float(match[3]), "p50": int(match[5]), "p99": int(match[7])}
+        },
+    )
+
+
+def consumer_perf(
+    ctx: BenchContext,
+    profile: BenchProfile,
+    topic: str,
+    *,
+    count: int,
+    message_bytes: int,
+) -> Throughput:
+    """``kafka-consumer-perf-test`` with our consumer's settings, reading ``count`` messages.
+
+    Its ``fetch.*`` figures leave out the group join (``rebalance.time.ms``), like ours.
+    """
+    group = ctx.unique_name("java-consumer")
+    properties, _unmapped = java_consumer_properties(profile.consumer)
+    config = ctx.log_path(f"{group}.properties")
+    config.write_text("".join(f"{k}={v}\n" for k, v in properties.items()), encoding="utf-8")
+    load = load_average()
+    output = _run_tool(
+        ctx,
+        CONSUMER_TOOL,
+        [
+            "--bootstrap-server",
+            ctx.bootstrap,
+            "--topic",
+            topic,
+            "--messages",
+            str(count),
+            "--group",
+            group,
+            "--consumer.config",
+            str(config),
+            "--timeout",
+            str(_CONSUMER_IDLE_TIMEOUT_MS),
+        ],
+        group,
+    )
+    rows = [line for line in output.splitlines() if line.count(",") >= 9]
+    if len(rows) < 2 or not rows[0].startswith("start.time"):
+        raise BenchError(f"{CONSUMER_TOOL} printed no result table:\n{output[-2000:]}")
+    fields = dict(
+        zip(
+            (name.strip() for name in rows[0].split(",")),
+            (value.strip() for value in rows[-1].split(",")),
+            strict=True,
+        )
+    )
+    consumed = int(fields["data.consumed.in.nMsg"])
+    fetch_s = float(fields["fetch.time.ms"]) / 1000
+    return Throughput.of(
+        CONSUMER_TOOL,
+        consumed,
+        message_bytes,
+        fetch_s,
+        load=load,
+        detail={"rebalance_ms": float(fields["rebalance.time.ms"])},
+    )

@@ -1,0 +1,325 @@
+"""Runs our producer and consumer as separate processes (see ``probe``); collects their numbers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import IO, Any
+
+from kafka_micro.bench.context import BenchContext, BenchError
+from kafka_micro.bench.probe import latency_ns_from_file
+from kafka_micro.bench.profile import BenchProfile
+from kafka_micro.bench.results import LatencyRun, Throughput, load_average, percentile
+from kafka_micro.settings import ENV_PREFIX
+
+TOOL = "kafka-micro"
+_PRODUCE_TIMEOUT_S = 900.0
+_STOP_TIMEOUT_S = 60.0
+_ASSIGNMENT_TIMEOUT_S = 90.0
+# A consumer is done when its count has not moved for this long (a batch waits <= 1 s).
+_IDLE_S = 1.5
+# How often a drain by several consumers asks the broker whether the group is balanced.
+_BALANCE_CHECK_S = 0.25
+# Draining has failed when the count stops moving for this long before reaching the goal.
+_STALLED_S = 60.0
+
+
+class _Probe:
+    """One probe process; a thread keeps the last JSON line it printed."""
+
+    def __init__(
+        self,
+        ctx: BenchContext,
+        name: str,
+        settings: dict[str, Any],
+        command: str,
+        *options: str,
+    ) -> None:
+        settings_file = ctx.log_path(f"{name}.settings.json")
+        settings_file.write_text(json.dumps(settings, indent=2), encoding="utf-8")
+        self.name = name
+        self.log_file = ctx.log_path(f"{name}.log")
+        env = {k: v for k, v in os.environ.items() if not k.upper().startswith(ENV_PREFIX)}
+        env.pop("JOURNAL_STREAM", None)
+        with self.log_file.open("ab") as log:
+            self.popen = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "kafka_micro.bench.probe",
+                    command,
+                    "--settings",
+                    str(settings_file),
+                    *options,
+                ],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+            )
+        self.last: dict[str, Any] = {}
+        self._reader = threading.Thread(target=self._read, args=(self.popen.stdout,), daemon=True)
+        self._reader.start()
+
+    def _read(self, stream: IO[bytes] | None) -> None:
+        if stream is None:
+            return
+        for line in stream:
+            try:
+                self.last = json.loads(line)
+            except ValueError:
+                continue
+
+    def messages(self) -> int:
+        return int(self.last.get("messages", 0))
+
+    def stop(self) -> dict[str, Any]:
+        """SIGTERM once its handler is installed, wait for the orderly exit; the last line."""
+        deadline = time.monotonic() + _STOP_TIMEOUT_S
+        while not self.last and self.popen.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+        return self.wait(_STOP_TIMEOUT_S)
+
+    def wait(self, timeout: float) -> dict[str, Any]:
+        try:
+            code = self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+            raise BenchError(
+                f"{self.name} did not finish within {timeout:g} s; see {self.log_file}"
+            ) from None
+        self._reader.join()
+        if code != 0:
+            raise BenchError(f"{self.name} exited with code {code}; see {self.log_file}")
+        return self.last
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait()
+
+
+def settings_tree(
+    ctx: BenchContext,
+    profile: BenchProfile,
+    topic: str,
+    producer: dict[str, Any] | None = None,
+    consumer: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Child settings: the profile plus per-run values, in the config file's layout."""
+    return {
+        "bootstrap_servers": ctx.bootstrap,
+        "topic": topic,
+        "producer": {**profile.producer.model_dump(), **(producer or {})},
+        "consumer": {**profile.consumer.model_dump(), **(consumer or {})},
+    }
+
+
+def produce(
+    ctx: BenchContext,
+    profile: BenchProfile,
+    topic: str,
+    *,
+    message_bytes: int,
+    count: int,
+    name: str,
+) -> Throughput:
+    """Our producer sends ``count`` messages as fast as it can; timed around ``run_producer``."""
+    settings = settings_tree(
+        ctx, profile, topic, producer={"id": name, "message_size": message_bytes, "rate": 0.0}
+    )
+    load = load_average()
+    probe = _Probe(ctx, name, settings, "produce", "--count", str(count))
+    try:
+        result = probe.wait(_PRODUCE_TIMEOUT_S)
+    finally:
+        probe.kill()
+    return Throughput.of(TOOL, count, message_bytes, float(result["elapsed_s"]), load=load)
+
+
+def drain(
+    ctx: BenchContext,
+    profile: BenchProfile,
+    topic: str,
+    *,
+    expected: int,
+    message_bytes: int,
+    instances: int,
+    partitions: int,
+) -> tuple[Throughput, list[float]]:
+    """``instances`` consumers in a new group drain ``expected`` messages from ``topic``.
+
+    Throughput counts from the first batch of any instance to the last full batch of any
+    instance (see ``probe.BatchTimes``), so process start and group join are left out, as
+    Kafka's tool leaves them out of ``fetch.nMsg.sec``. Several instances started together
+    first hand partitions over (the first to join owns all until the others have joined);
+    that is part of a drain by several and is counted; ``balanced_after_s`` says how long it
+    took (None: still unbalanced when the backlog was gone). Also returns each peak RSS in MB.
+    """
+    group = ctx.unique_name(f"drain{instances}")
+    settings = settings_tree(ctx, profile, topic, consumer={"group_id": group})
+    load = load_average()
+    probes = [_Probe(ctx, f"{group}-{n}", settings, "consume") for n in range(1, instances + 1)]
+    try:
+        balanced = _wait_for_count(
+            probes,
+            expected,
+            what=f"{instances} consumer(s) to drain {expected}",
+            balanced=(lambda: _is_balanced(ctx, group, instances, partitions))
+            if instances > 1
+            else None,
+        )
+        finals = [probe.stop() for probe in probes]
+    finally:
+        for probe in probes:
+            probe.kill()
+    consumed = sum(int(final["messages"]) for final in finals)
+    in_full_batches = sum(int(final["full_messages"]) for final in finals)
+    first = min((int(final["first_ns"]) for final in finals if final["first_ns"]), default=0)
+    last = max(int(final["full_last_ns"]) for final in finals)
+    detail: dict[str, Any] = {"instances": instances, "consumed": consumed}
+    if instances > 1:
+        detail["balanced_after_s"] = (
+            None if balanced is None else round((balanced - first) / 1e9, 2)
+        )
+    if in_full_batches <= 0 or last <= first:
+        raise BenchError(
+            f"{instances} consumer(s) got no full batch from {expected} messages: too few to time"
+        )
+    throughput = Throughput.of(
+        TOOL,
+        in_full_batches,
+        message_bytes,
+        (last - first) / 1e9,
+        load=load,
+        detail=detail,
+    )
+    return throughput, [round(int(final["peak_rss_kb"]) / 1024, 1) for final in finals]
+
+
+def _is_balanced(ctx: BenchContext, group: str, members: int, partitions: int) -> bool:
+    return ctx.owned_per_member(group) == [partitions // members] * members
+
+
+def _wait_for_count(
+    probes: list[_Probe],
+    expected: int,
+    what: str,
+    balanced: Callable[[], bool] | None = None,
+) -> int | None:
+    """Until the probes have handled ``expected`` messages together (or stopped moving).
+
+    With ``balanced``, returns when (wall-clock ns) it first held; None if it never did.
+    """
+    last_total = -1
+    moved = next_check = time.monotonic()
+    deadline = moved + _PRODUCE_TIMEOUT_S
+    balanced_at: int | None = None
+    while True:
+        total = sum(probe.messages() for probe in probes)
+        now = time.monotonic()
+        if total >= expected:
+            return balanced_at
+        if balanced is not None and balanced_at is None and now >= next_check:
+            next_check = now + _BALANCE_CHECK_S
+            if balanced():
+                balanced_at = time.time_ns()
+        if total != last_total:
+            last_total, moved = total, now
+        for probe in probes:
+            if probe.popen.poll() is not None:
+                raise BenchError(f"{probe.name} exited early; see {probe.log_file}")
+        stalled = now - moved > (_STALLED_S if total else _ASSIGNMENT_TIMEOUT_S)
+        if now > deadline or stalled:
+            raise BenchError(f"timed out waiting for {what}: {total} handled")
+        time.sleep(0.05)
+
+
+def latency(
+    ctx: BenchContext,
+    profile: BenchProfile,
+    *,
+    message_bytes: int,
+    partitions: int,
+    rate: float,
+    fraction: float,
+    duration_s: float,
+    warmup_s: float,
+) -> LatencyRun:
+    """Our producer at a fixed rate, our consumer recording each message's end-to-end latency.
+
+    The consumer joins first; messages sent in the first ``warmup_s`` (connections, first
+    metadata) are produced but not counted.
+    """
+    topic = ctx.create_topic(f"latency{round(fraction * 100)}", partitions)
+    group = ctx.unique_name("latency")
+    name = f"{group}-consumer"
+    latency_file = ctx.log_path(f"{name}.latency")
+    consumer = _Probe(
+        ctx,
+        name,
+        settings_tree(ctx, profile, topic, consumer={"group_id": group}),
+        "consume",
+        "--latency-out",
+        str(latency_file),
+    )
+    producer_name = f"{group}-producer"
+    settings = settings_tree(
+        ctx,
+        profile,
+        topic,
+        producer={"id": producer_name, "message_size": message_bytes, "rate": rate},
+    )
+    try:
+        ctx.wait_for_assignment(group, partitions, _ASSIGNMENT_TIMEOUT_S)
+        load = load_average()
+        producer = _Probe(
+            ctx, producer_name, settings, "produce", "--duration", str(duration_s + warmup_s)
+        )
+        try:
+            sent = producer.wait(duration_s + warmup_s + _PRODUCE_TIMEOUT_S)
+        finally:
+            producer.kill()
+        _wait_until_idle(consumer)
+        consumer.stop()
+    finally:
+        consumer.kill()
+    measured_from = int(sent["started_ns"]) + int(warmup_s * 1e9)
+    latencies = sorted(latency_ns_from_file(latency_file, measured_from))
+    latency_file.unlink()
+    if not latencies:
+        raise BenchError(f"the latency consumer received nothing; see {consumer.log_file}")
+    return LatencyRun(
+        fraction_of_max=fraction,
+        target_rate=round(rate, 1),
+        achieved_rate=round(len(latencies) / duration_s, 1),
+        samples=len(latencies),
+        p50_ms=percentile(latencies, 0.50) / 1e6,
+        p99_ms=percentile(latencies, 0.99) / 1e6,
+        p999_ms=percentile(latencies, 0.999) / 1e6,
+        max_ms=latencies[-1] / 1e6,
+        load_average=load,
+    )
+
+
+def _wait_until_idle(probe: _Probe) -> None:
+    """Until the probe's message count has not changed for ``_IDLE_S``."""
+    count = probe.messages()
+    quiet_since = time.monotonic()
+    deadline = quiet_since + _PRODUCE_TIMEOUT_S
+    while time.monotonic() - quiet_since < _IDLE_S:
+        if time.monotonic() > deadline:
+            raise BenchError(f"{probe.name} kept receiving for {_PRODUCE_TIMEOUT_S:g} s")
+        time.sleep(0.1)
+        if probe.messages() != count:
+            count = probe.messages()
+            quiet_since = time.monotonic()

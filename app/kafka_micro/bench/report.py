@@ -1,0 +1,147 @@
+"""The benchmark's results for people: a text table and a PNG plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kafka_micro.bench.results import BenchResults, Comparison
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+_MISSING = "-"
+
+
+def _number(value: float | None, digits: int = 0) -> str:
+    return _MISSING if value is None else f"{value:,.{digits}f}"
+
+
+def _ours_mb(comparison: Comparison) -> float:
+    return comparison.ours_msgs_per_s * comparison.ours[0].message_bytes / 1e6
+
+
+def to_table(results: BenchResults) -> str:
+    """Throughput comparisons, latency percentiles and targets as aligned text."""
+    profile = results.profile
+    producer, consumer = profile["producer"], profile["consumer"]
+    lines = [
+        f"kafka-micro bench, {results.started_at}, {results.machine.get('cpus')} CPUs, "
+        f"load average {results.load_average_start} at start, "
+        f"{results.load_average_end} at end{' (quick)' if results.quick else ''}",
+        f"profile {profile['name']}: compression {producer['compression']}, "
+        f"linger.ms {producer['linger_ms']}, batch.size {producer['batch_size']}, "
+        f"acks {producer['acks']}, idempotence {producer['enable_idempotence']}, "
+        f"poll every {producer['poll_every']}; consumer batch {consumer['batch_size']}, "
+        f"fetch.min.bytes {consumer['fetch_min_bytes']}, protocol {consumer['group_protocol']}",
+        "",
+        f"{'throughput (median)':<22}{'ours msg/s':>12}{'ours MB/s':>11}"
+        f"{'Kafka tool msg/s':>18}{'ours/theirs':>13}",
+    ]
+    for comparison in [*results.producer, *results.consumer_comparisons]:
+        lines.append(
+            f"{comparison.label:<22}{_number(comparison.ours_msgs_per_s):>12}"
+            f"{_number(_ours_mb(comparison), 1):>11}"
+            f"{_number(comparison.theirs_msgs_per_s):>18}{_number(comparison.ratio, 2):>13}"
+        )
+    rss = [run for run in results.consumer if run.instances > 1]
+    if rss:
+        peaks = rss[-1].peak_rss_mb
+        lines.append(
+            f"peak RSS per consumer with {rss[-1].instances} running: "
+            f"{min(peaks):.0f}-{max(peaks):.0f} MB (total {sum(peaks):.0f} MB)"
+        )
+    if results.latency:
+        lines += [
+            "",
+            f"{'end-to-end latency':<22}{'rate msg/s':>12}{'achieved':>10}{'p50 ms':>9}"
+            f"{'p99 ms':>9}{'p99.9 ms':>10}{'max ms':>9}",
+        ]
+        for run in results.latency:
+            lines.append(
+                f"{f'{run.fraction_of_max:.0%} of max':<22}{_number(run.target_rate):>12}"
+                f"{_number(run.achieved_rate):>10}{run.p50_ms:>9.1f}{run.p99_ms:>9.1f}"
+                f"{run.p999_ms:>10.1f}{run.max_ms:>9.1f}"
+            )
+    if results.targets:
+        lines += ["", "targets"]
+        for target in results.targets:
+            verdict = {True: "met", False: "NOT met", None: "not measured"}[target.met]
+            lines.append(
+                f"  {target.name}: {_number(target.measured, 2)} "
+                f"(target {target.target:g} {target.unit}): {verdict}"
+            )
+    lines += [f"note: {note}" for note in results.notes]
+    return "\n".join(lines)
+
+
+def plot(results: BenchResults, path: Path) -> None:
+    """Throughput bars (ours vs Kafka's tools) and latency percentiles per rate, as a PNG."""
+    # Imported here: plotting is an optional extra, and the Agg backend needs no display.
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot  # noqa: PLC0415
+
+    figure, (producer_axes, consumer_axes, latency_axes) = pyplot.subplots(
+        1, 3, figsize=(16, 5), gridspec_kw={"width_ratios": [2, 2, 3]}
+    )
+    _throughput_bars(producer_axes, results.producer, "Producer throughput")
+    _throughput_bars(consumer_axes, results.consumer_comparisons, "Consumer throughput (drain)")
+
+    percentiles = (("p50", "p50_ms"), ("p99", "p99_ms"), ("p99.9", "p999_ms"))
+    runs = results.latency
+    bar = 0.26
+    for index, (label, field) in enumerate(percentiles):
+        latency_axes.bar(
+            [x + (index - 1) * bar for x in range(len(runs))],
+            [getattr(run, field) for run in runs],
+            bar,
+            label=label,
+        )
+    bound = results.targets[-1].target if results.targets else None
+    if bound is not None:
+        latency_axes.axhline(bound, color="grey", linestyle="--", label=f"target {bound:g} ms")
+    latency_axes.set_xticks(
+        list(range(len(runs))),
+        [f"{run.fraction_of_max:.0%} of max\n{run.achieved_rate:,.0f} msg/s" for run in runs],
+    )
+    latency_axes.set_yscale("log")
+    latency_axes.set_ylabel("end-to-end latency, ms (log scale)")
+    latency_axes.set_title("End-to-end latency, producer to consumer")
+    latency_axes.legend()
+
+    figure.suptitle(
+        f"kafka-micro bench {results.started_at} (load average at start "
+        f"{results.load_average_start[0]:.1f})"
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    pyplot.close(figure)
+
+
+def _throughput_bars(axes: Axes, comparisons: list[Comparison], title: str) -> None:
+    positions = range(len(comparisons))
+    width = 0.38
+    axes.bar(
+        [x - width / 2 for x in positions],
+        [c.ours_msgs_per_s / 1000 for c in comparisons],
+        width,
+        label="kafka-micro",
+    )
+    axes.bar(
+        [x + width / 2 for x in positions],
+        [(c.theirs_msgs_per_s or 0) / 1000 for c in comparisons],
+        width,
+        label="Kafka perf-test tool",
+    )
+    for x, comparison in zip(positions, comparisons, strict=True):
+        if comparison.ratio is not None:
+            top = max(comparison.ours_msgs_per_s, comparison.theirs_msgs_per_s or 0) / 1000
+            axes.annotate(
+                f"{comparison.ratio:.2f}x", (x, top), ha="center", va="bottom", fontsize=9
+            )
+    axes.set_xticks(list(positions), [c.label for c in comparisons])
+    axes.set_ylabel("thousand messages / s (median)")
+    axes.set_title(f"{title}\n(label: ours / theirs)")
+    axes.legend(loc="best")

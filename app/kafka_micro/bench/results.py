@@ -1,0 +1,134 @@
+"""The benchmark's results, as written to its JSON file (``schema`` says which layout)."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA = "kafka-micro-bench/1"
+
+
+def load_average() -> tuple[float, float, float]:
+    """1, 5 and 15 minute load averages: other work on the machine skews every number."""
+    one, five, fifteen = os.getloadavg()
+    return round(one, 2), round(five, 2), round(fifteen, 2)
+
+
+def percentile(sorted_values: Sequence[int], fraction: float) -> int:
+    """Nearest-rank percentile of already sorted values (exact, no interpolation)."""
+    if not sorted_values:
+        raise ValueError("no values to take a percentile of")
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+class _Result(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Throughput(_Result):
+    """One measured transfer: how many messages, how long, and the load while it ran."""
+
+    tool: str = Field(description="'kafka-micro' or the Kafka tool's name")
+    messages: int
+    message_bytes: int
+    seconds: float
+    msgs_per_s: float
+    mb_per_s: float = Field(description="message value bytes per second / 10^6")
+    load_average: tuple[float, float, float]
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        tool: str,
+        messages: int,
+        message_bytes: int,
+        seconds: float,
+        *,
+        load: tuple[float, float, float],
+        detail: dict[str, Any] | None = None,
+    ) -> Throughput:
+        rate = messages / seconds if seconds > 0 else 0.0
+        return cls(
+            tool=tool,
+            messages=messages,
+            message_bytes=message_bytes,
+            seconds=round(seconds, 4),
+            msgs_per_s=round(rate, 1),
+            mb_per_s=round(rate * message_bytes / 1e6, 3),
+            load_average=load,
+            detail=detail or {},
+        )
+
+
+class Comparison(_Result):
+    """Ours against Kafka's own tool on the same broker, settings and message size."""
+
+    label: str
+    ours: list[Throughput]
+    theirs: list[Throughput]
+    ours_msgs_per_s: float = Field(description="median over the repeats")
+    theirs_msgs_per_s: float | None = Field(description="median; None if the tool did not run")
+    ratio: float | None = Field(description="ours / theirs, msgs/s")
+
+
+class LatencyRun(_Result):
+    """End-to-end latency (consumer receive time minus producer send time) at a fixed rate."""
+
+    fraction_of_max: float
+    target_rate: float
+    achieved_rate: float = Field(description="messages measured / measured seconds")
+    samples: int
+    p50_ms: float
+    p99_ms: float
+    p999_ms: float
+    max_ms: float
+    load_average: tuple[float, float, float]
+
+
+class ConsumerRun(_Result):
+    """Our consumer instances (separate processes, one group) draining a pre-filled topic."""
+
+    instances: int
+    throughput: Throughput
+    peak_rss_mb: list[float] = Field(description="VmHWM of each instance")
+
+
+class Target(_Result):
+    """One of the performance targets of issue 4, with the value this run measured."""
+
+    name: str
+    measured: float | None
+    target: float
+    unit: str
+    met: bool | None = Field(description="None when the run could not measure it")
+
+
+class BenchResults(_Result):
+    schema_: str = Field(default=SCHEMA, alias="schema")
+    started_at: str
+    finished_at: str = ""
+    command: list[str]
+    quick: bool
+    machine: dict[str, Any]
+    broker: dict[str, Any]
+    profile: dict[str, Any]
+    java_settings: dict[str, Any]
+    producer: list[Comparison] = Field(default_factory=list)
+    latency: list[LatencyRun] = Field(default_factory=list)
+    consumer: list[ConsumerRun] = Field(default_factory=list)
+    consumer_comparisons: list[Comparison] = Field(default_factory=list)
+    targets: list[Target] = Field(default_factory=list)
+    load_average_start: tuple[float, float, float]
+    load_average_end: tuple[float, float, float] | None = None
+    notes: list[str] = Field(default_factory=list)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2, by_alias=True)

@@ -1,0 +1,357 @@
+"""The benchmark's phases: producer throughput, end-to-end latency, consumer throughput."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kafka_micro.bench import kafka_tools, ours
+from kafka_micro.bench.context import BenchContext, BenchError
+from kafka_micro.bench.profile import BenchProfile
+from kafka_micro.bench.results import (
+    BenchResults,
+    Comparison,
+    ConsumerRun,
+    LatencyRun,
+    Target,
+    Throughput,
+)
+
+log = logging.getLogger(__name__)
+
+# Issue 4's targets.
+RATIO_TARGET = 0.8
+LATENCY_MARGIN_MS = 30.0
+_HALF_RATE = 0.5
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    """How much to send in each phase."""
+
+    producer_messages: tuple[tuple[int, int], ...]
+    """(message bytes, messages) per producer comparison."""
+    latency_fractions: tuple[float, ...]
+    latency_seconds: float
+    latency_warmup_s: float
+    consumer_messages: int
+    consumer_instances: tuple[int, ...]
+    repeats: int
+    warmup_messages: int
+    """Sent (and not measured) first: a fresh broker JVM is slower until its JIT has run."""
+    partitions: int = 24
+    message_bytes: int = 100
+    """Size of the latency and consumer phases' messages (the per-message-cost case)."""
+
+    @classmethod
+    def full(cls, repeats: int = 1) -> BenchPlan:
+        return cls(
+            producer_messages=((100, 1_000_000), (1024, 300_000)),
+            latency_fractions=(0.1, 0.5, 0.9),
+            latency_seconds=15.0,
+            latency_warmup_s=3.0,
+            consumer_messages=2_000_000,
+            consumer_instances=(1, 6),
+            repeats=repeats,
+            warmup_messages=300_000,
+        )
+
+    @classmethod
+    def quick(cls, repeats: int = 1) -> BenchPlan:
+        return cls(
+            producer_messages=((100, 30_000), (1024, 10_000)),
+            latency_fractions=(0.1, 0.5, 0.9),
+            latency_seconds=2.0,
+            latency_warmup_s=1.0,
+            consumer_messages=30_000,
+            consumer_instances=(1, 6),
+            repeats=repeats,
+            warmup_messages=10_000,
+        )
+
+
+def _median(runs: list[Throughput]) -> float:
+    return round(statistics.median(run.msgs_per_s for run in runs), 1)
+
+
+def _compare(
+    label: str,
+    repeats: int,
+    run_ours: Callable[[], Throughput],
+    run_theirs: Callable[[], Throughput] | None,
+    notes: list[str],
+) -> Comparison:
+    """Ours and theirs ``repeats`` times, taking turns at going first; medians and ratio."""
+    mine: list[Throughput] = []
+    theirs: list[Throughput] = []
+    for repeat in range(repeats):
+        if repeat % 2 == 0:
+            mine.append(run_ours())
+        if run_theirs is not None:
+            try:
+                theirs.append(run_theirs())
+            except BenchError as error:
+                notes.append(f"{label}: Kafka's tool failed, no ratio: {error}")
+                run_theirs = None
+        if repeat % 2 == 1:
+            mine.append(run_ours())
+    ours_rate = _median(mine)
+    theirs_rate = _median(theirs) if theirs else None
+    return Comparison(
+        label=label,
+        ours=mine,
+        theirs=theirs,
+        ours_msgs_per_s=ours_rate,
+        theirs_msgs_per_s=theirs_rate,
+        ratio=round(ours_rate / theirs_rate, 3) if theirs_rate else None,
+    )
+
+
+def _ours_producer(
+    ctx: BenchContext, plan: BenchPlan, profile: BenchProfile, message_bytes: int, count: int
+) -> Throughput:
+    topic = ctx.create_topic(f"produce{message_bytes}", plan.partitions)
+    result = ours.produce(
+        ctx,
+        profile,
+        topic,
+        message_bytes=message_bytes,
+        count=count,
+        name=_producer_id(message_bytes),
+    )
+    ctx.delete_topics()
+    _report_producer(ctx, "ours", result)
+    return result
+
+
+def _their_producer(
+    ctx: BenchContext, plan: BenchPlan, profile: BenchProfile, message_bytes: int, count: int
+) -> Throughput:
+    topic = ctx.create_topic(f"produce{message_bytes}", plan.partitions)
+    result = kafka_tools.producer_perf(
+        ctx,
+        profile,
+        topic,
+        message_bytes=message_bytes,
+        count=count,
+        id_bytes=len(_producer_id(message_bytes)),
+    )
+    ctx.delete_topics()
+    _report_producer(ctx, kafka_tools.PRODUCER_TOOL, result)
+    return result
+
+
+def _producer_id(message_bytes: int) -> str:
+    return f"p{message_bytes}"
+
+
+def _report_producer(ctx: BenchContext, who: str, result: Throughput) -> None:
+    ctx.progress(
+        "producer %d B %s: %d msgs in %.2f s = %.0f msg/s, %.1f MB/s",
+        result.message_bytes,
+        who,
+        result.messages,
+        result.seconds,
+        result.msgs_per_s,
+        result.mb_per_s,
+    )
+
+
+def warm_up(ctx: BenchContext, plan: BenchPlan, profile: BenchProfile) -> None:
+    """Send ``plan.warmup_messages`` and read them back once, unmeasured."""
+    topic = ctx.create_topic("warmup", plan.partitions)
+    run = ours.produce(
+        ctx,
+        profile,
+        topic,
+        message_bytes=plan.message_bytes,
+        count=plan.warmup_messages,
+        name="warmup",
+    )
+    ours.drain(
+        ctx,
+        profile,
+        topic,
+        expected=plan.warmup_messages,
+        message_bytes=plan.message_bytes,
+        instances=1,
+        partitions=plan.partitions,
+    )
+    ctx.delete_topics()
+    ctx.progress("warm-up: %d msgs through the broker (%.0f msg/s)", run.messages, run.msgs_per_s)
+
+
+def producer_phase(
+    ctx: BenchContext,
+    plan: BenchPlan,
+    profile: BenchProfile,
+    results: BenchResults,
+    *,
+    sizes: tuple[int, ...] | None = None,
+    with_kafka_tool: bool = True,
+) -> None:
+    """Unthrottled producers, ours and Kafka's tool, each into a fresh topic."""
+    for message_bytes, count in plan.producer_messages:
+        if sizes is not None and message_bytes not in sizes:
+            continue
+        args = (ctx, plan, profile, message_bytes, count)
+        results.producer.append(
+            _compare(
+                f"producer {message_bytes} B",
+                plan.repeats,
+                functools.partial(_ours_producer, *args),
+                functools.partial(_their_producer, *args)
+                if with_kafka_tool and ctx.kafka_home
+                else None,
+                results.notes,
+            )
+        )
+
+
+def latency_phase(
+    ctx: BenchContext,
+    plan: BenchPlan,
+    profile: BenchProfile,
+    results: BenchResults,
+    *,
+    max_rate: float,
+    fractions: tuple[float, ...] | None = None,
+) -> list[LatencyRun]:
+    """Fixed rates at fractions of ``max_rate``; our producer to our consumer."""
+    runs = []
+    for fraction in fractions or plan.latency_fractions:
+        run = ours.latency(
+            ctx,
+            profile,
+            message_bytes=plan.message_bytes,
+            partitions=plan.partitions,
+            rate=max_rate * fraction,
+            fraction=fraction,
+            duration_s=plan.latency_seconds,
+            warmup_s=plan.latency_warmup_s,
+        )
+        ctx.delete_topics()
+        ctx.progress(
+            "latency at %.0f%% of max (%.0f msg/s, achieved %.0f): p50 %.1f ms, p99 %.1f ms, "
+            "p99.9 %.1f ms, max %.1f ms (%d samples)",
+            fraction * 100,
+            run.target_rate,
+            run.achieved_rate,
+            run.p50_ms,
+            run.p99_ms,
+            run.p999_ms,
+            run.max_ms,
+            run.samples,
+        )
+        runs.append(run)
+    results.latency.extend(runs)
+    return runs
+
+
+def consumer_phase(
+    ctx: BenchContext,
+    plan: BenchPlan,
+    profile: BenchProfile,
+    results: BenchResults,
+    *,
+    with_kafka_tool: bool = True,
+) -> None:
+    """Fill one topic with our producer, then drain it with 1 and 6 of ours and with Kafka's."""
+    topic = ctx.create_topic("consume", plan.partitions)
+    count = plan.consumer_messages
+    fill = ours.produce(
+        ctx, profile, topic, message_bytes=plan.message_bytes, count=count, name="fill"
+    )
+    ctx.progress(
+        "consumer topic filled: %d msgs of %d B in %.1f s", count, plan.message_bytes, fill.seconds
+    )
+    per_instances: dict[int, list[Throughput]] = {}
+    for instances in plan.consumer_instances:
+        for _ in range(plan.repeats):
+            throughput, rss = ours.drain(
+                ctx,
+                profile,
+                topic,
+                expected=count,
+                message_bytes=plan.message_bytes,
+                instances=instances,
+                partitions=plan.partitions,
+            )
+            ctx.progress(
+                "consumer x%d ours: %d msgs in %.2f s = %.0f msg/s, %.1f MB/s; peak RSS MB %s",
+                instances,
+                throughput.messages,
+                throughput.seconds,
+                throughput.msgs_per_s,
+                throughput.mb_per_s,
+                rss,
+            )
+            results.consumer.append(
+                ConsumerRun(instances=instances, throughput=throughput, peak_rss_mb=rss)
+            )
+            per_instances.setdefault(instances, []).append(throughput)
+    theirs: list[Throughput] = []
+    if with_kafka_tool and ctx.kafka_home is not None:
+        for _ in range(plan.repeats):
+            try:
+                run = kafka_tools.consumer_perf(
+                    ctx, profile, topic, count=count, message_bytes=plan.message_bytes
+                )
+            except BenchError as error:
+                results.notes.append(f"consumer: Kafka's tool failed, no ratio: {error}")
+                break
+            ctx.progress(
+                "consumer kafka-consumer-perf-test: %d msgs in %.2f s = %.0f msg/s, %.1f MB/s",
+                run.messages,
+                run.seconds,
+                run.msgs_per_s,
+                run.mb_per_s,
+            )
+            theirs.append(run)
+    ctx.delete_topics()
+    theirs_rate = _median(theirs) if theirs else None
+    for instances, runs in per_instances.items():
+        ours_rate = _median(runs)
+        results.consumer_comparisons.append(
+            Comparison(
+                label=f"consumer x{instances}",
+                ours=runs,
+                theirs=theirs,
+                ours_msgs_per_s=ours_rate,
+                theirs_msgs_per_s=theirs_rate,
+                ratio=round(ours_rate / theirs_rate, 3) if theirs_rate else None,
+            )
+        )
+
+
+def targets(results: BenchResults, profile: BenchProfile) -> list[Target]:
+    """Issue 4's three targets against this run's numbers."""
+    producer_100 = next((c for c in results.producer if c.label == "producer 100 B"), None)
+    consumers_6 = next((c for c in results.consumer_comparisons if c.label == "consumer x6"), None)
+    half = next((run for run in results.latency if run.fraction_of_max == _HALF_RATE), None)
+    latency_bound = profile.producer.linger_ms + LATENCY_MARGIN_MS
+
+    def ratio_target(name: str, comparison: Comparison | None) -> Target:
+        ratio = comparison.ratio if comparison else None
+        return Target(
+            name=name,
+            measured=ratio,
+            target=RATIO_TARGET,
+            unit="ours/theirs msgs/s, at least",
+            met=None if ratio is None else ratio >= RATIO_TARGET,
+        )
+
+    return [
+        ratio_target("producer 100 B vs kafka-producer-perf-test", producer_100),
+        ratio_target("6 consumers vs kafka-consumer-perf-test", consumers_6),
+        Target(
+            name="p99 end-to-end latency at half the max rate",
+            measured=half.p99_ms if half else None,
+            target=latency_bound,
+            unit="ms (linger.ms + 30), at most",
+            met=None if half is None else half.p99_ms <= latency_bound,
+        ),
+    ]
