@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from confluent_kafka import KafkaException
 
 from kafka_micro import config_output
+from kafka_micro.argtypes import positive_float, positive_int
 from kafka_micro.bench import add_bench_parser, run_bench
 from kafka_micro.consumer import run_consumer
 from kafka_micro.processing import ConsumeStats, StatsProcessor
@@ -31,26 +32,6 @@ EXIT_INCOMPLETE = 3
 EXIT_INTERRUPTED = 130
 
 log = logging.getLogger("kafka_micro")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,9 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
         "produce", parents=[common], help="produce numbered messages until stopped or a limit"
     )
     limit = produce.add_mutually_exclusive_group()
-    limit.add_argument("--count", type=_positive_int, help="stop after N messages")
+    limit.add_argument("--count", type=positive_int, help="stop after N messages")
     limit.add_argument(
-        "--duration", type=_positive_float, metavar="SECONDS", help="stop after this long"
+        "--duration", type=positive_float, metavar="SECONDS", help="stop after this long"
     )
     produce.add_argument("--rate", type=float, help="messages per second, 0 = unlimited")
     produce.add_argument("--message-size", type=int, metavar="BYTES", help="bytes per message")
@@ -103,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true", help="print JSON instead of a table")
     verify.add_argument(
         "--idle-timeout",
-        type=_positive_float,
+        type=positive_float,
         default=30.0,
         metavar="SECONDS",
         help="give up when no message arrives for this long (default 30)",
@@ -121,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     topic = commands.add_parser(
         "topic", parents=[common], help="create the topic, or add partitions, idempotently"
     )
-    topic.add_argument("--partitions", type=_positive_int, default=24, help="default 24")
+    topic.add_argument("--partitions", type=positive_int, default=24, help="default 24")
     topic.add_argument(
         "--replication-factor",
         type=int,

@@ -19,6 +19,7 @@ from typing import Any
 
 import confluent_kafka
 
+from kafka_micro.argtypes import positive_int
 from kafka_micro.bench import report, runner, sweep
 from kafka_micro.bench.context import BenchContext, BenchError
 from kafka_micro.bench.profile import (
@@ -85,7 +86,7 @@ def add_bench_parser(subparsers: Any) -> argparse.ArgumentParser:  # noqa: ANN40
     )
     bench.add_argument(
         "--repeats",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         metavar="N",
         help="run each throughput measurement N times, alternating ours and theirs; "
@@ -106,16 +107,6 @@ def add_bench_parser(subparsers: Any) -> argparse.ArgumentParser:  # noqa: ANN40
         help="where bench.json, bench.png and logs/ go (default bench-results/UTC-TIMESTAMP)",
     )
     return bench
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
 
 
 @dataclass(frozen=True)
