@@ -31,6 +31,8 @@ def run_site(*args, inventory=INVENTORY):
         ["ansible-playbook", "-i", inventory, SITE, "--tags", "confluent_kafka_install", *args],
         capture_output=True,
         text=True,
+        # Colour codes would split the messages the tests look for.
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"},
         timeout=600,
         check=False,
     )
@@ -56,7 +58,7 @@ def snapshot(host):
         ),
         (
             {"confluent_kafka_node_id": "one"},
-            "confluent_kafka_node_id'' is of type str and we were unable to convert to int",
+            "argument 'confluent_kafka_node_id' is of type str and we were unable to convert",
         ),
         (
             {"confluent_kafka_heap_opts": "2G"},
