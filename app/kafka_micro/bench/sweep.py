@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -18,6 +19,10 @@ _HALF = (0.5,)
 SweepValue = bool | int | str | None
 """A swept setting's value; None means the setting is left at its default."""
 
+Side = Literal["producer", "consumer"]
+Change = Callable[[BenchProfile, SweepValue], BenchProfile]
+"""How a sweep derives the profile for one value from the baseline."""
+
 
 @dataclass(frozen=True)
 class Sweep:
@@ -25,41 +30,23 @@ class Sweep:
 
     setting: str
     values: tuple[SweepValue, ...]
-    change: Callable[[BenchProfile, SweepValue], BenchProfile]
+    change: Change
     measure: Callable[[BenchContext, runner.BenchPlan, BenchProfile, BenchResults, float], None]
 
 
-def _producer(field: str) -> Callable[[BenchProfile, SweepValue], BenchProfile]:
+def _setting(side: Side, field: str) -> Change:
     def change(profile: BenchProfile, value: SweepValue) -> BenchProfile:
-        return profile.with_changes(f"producer.{field}={value}", producer={field: value})
+        return profile.with_changes(f"{side}.{field}={value}", **{side: {field: value}})
 
     return change
 
 
-def _consumer(field: str) -> Callable[[BenchProfile, SweepValue], BenchProfile]:
-    def change(profile: BenchProfile, value: SweepValue) -> BenchProfile:
-        return profile.with_changes(f"consumer.{field}={value}", consumer={field: value})
-
-    return change
-
-
-def _producer_librdkafka(name: str) -> Callable[[BenchProfile, SweepValue], BenchProfile]:
+def _librdkafka(side: Side, name: str) -> Change:
     def change(profile: BenchProfile, value: SweepValue) -> BenchProfile:
         if value is None:
-            return profile.with_changes(f"producer.librdkafka.{name} default")
+            return profile.with_changes(f"{side}.librdkafka.{name} default")
         return profile.with_changes(
-            f"producer.librdkafka.{name}={value}", producer={"librdkafka": {name: value}}
-        )
-
-    return change
-
-
-def _consumer_librdkafka(name: str) -> Callable[[BenchProfile, SweepValue], BenchProfile]:
-    def change(profile: BenchProfile, value: SweepValue) -> BenchProfile:
-        if value is None:
-            return profile.with_changes(f"consumer.librdkafka.{name} default")
-        return profile.with_changes(
-            f"consumer.librdkafka.{name}={value}", consumer={"librdkafka": {name: value}}
+            f"{side}.librdkafka.{name}={value}", **{side: {"librdkafka": {name: value}}}
         )
 
     return change
@@ -141,60 +128,69 @@ def _consumers_ours_only(
 
 SWEEPS: dict[str, Sweep] = {
     "linger": Sweep(
-        "producer.linger_ms", (5, 20, 50), _producer("linger_ms"), _producer_and_latency
+        "producer.linger_ms", (5, 20, 50), _setting("producer", "linger_ms"), _producer_and_latency
     ),
     "batch": Sweep(
-        "producer.batch_size", (32768, 1_000_000), _producer("batch_size"), _producer_both_sizes
+        "producer.batch_size",
+        (32768, 1_000_000),
+        _setting("producer", "batch_size"),
+        _producer_both_sizes,
     ),
     "compression": Sweep(
         "producer.compression",
         ("none", "snappy", "lz4", "zstd"),
-        _producer("compression"),
+        _setting("producer", "compression"),
         _producer_both_sizes,
     ),
     "poll": Sweep(
-        "producer.poll_every", (1, 100, 1000), _producer("poll_every"), _producer_ours_only
+        "producer.poll_every",
+        (1, 100, 1000),
+        _setting("producer", "poll_every"),
+        _producer_ours_only,
     ),
     "consumer-batch": Sweep(
-        "consumer.batch_size", (100, 500, 1000), _consumer("batch_size"), _consumers
+        "consumer.batch_size", (100, 500, 1000), _setting("consumer", "batch_size"), _consumers
     ),
     "fetch-min-bytes": Sweep(
         "consumer.fetch_min_bytes",
         (1, 16384, 262144),
-        _consumer("fetch_min_bytes"),
+        _setting("consumer", "fetch_min_bytes"),
         _consumers_and_latency,
     ),
     "protocol": Sweep(
-        "consumer.group_protocol", ("consumer", "classic"), _consumer("group_protocol"), _consumers
+        "consumer.group_protocol",
+        ("consumer", "classic"),
+        _setting("consumer", "group_protocol"),
+        _consumers,
     ),
     "prefetch-messages": Sweep(
         "consumer.librdkafka.queued.min.messages",
         (None, 10000, 2000, 500),
-        _consumer_librdkafka("queued.min.messages"),
+        _librdkafka("consumer", "queued.min.messages"),
         _consumers_ours_only,
     ),
     "prefetch-kbytes": Sweep(
         "consumer.librdkafka.queued.max.messages.kbytes",
         (None, 16384, 4096),
-        _consumer_librdkafka("queued.max.messages.kbytes"),
+        _librdkafka("consumer", "queued.max.messages.kbytes"),
         _consumers_ours_only,
     ),
     "fetch-partition-bytes": Sweep(
         "consumer.librdkafka.fetch.message.max.bytes",
         (None, 262144, 65536),
-        _consumer_librdkafka("fetch.message.max.bytes"),
+        _librdkafka("consumer", "fetch.message.max.bytes"),
         _consumers_ours_only,
     ),
     "fetch-min-bytes-latency": Sweep(
         "consumer.fetch_min_bytes",
         (1, 16384),
-        _consumer("fetch_min_bytes"),
+        _setting("consumer", "fetch_min_bytes"),
         _latency_low_and_half,
     ),
     "delivery-reports": Sweep(
         "producer.librdkafka.delivery.report.only.error",
         (None, True),
-        _producer_librdkafka("delivery.report.only.error"),
+        _librdkafka("producer", "delivery.report.only.error"),
         _producer_ours_only,
     ),
 }
