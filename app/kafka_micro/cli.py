@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, get_args
 
 from confluent_kafka import KafkaException
 
@@ -23,7 +23,7 @@ from kafka_micro.consumer import run_consumer
 from kafka_micro.processing import ConsumeStats, StatsProcessor
 from kafka_micro.producer import ProduceLimits, run_producer
 from kafka_micro.runtime import StopRequest, configure_logging
-from kafka_micro.settings import ConfigError, Settings, load_settings
+from kafka_micro.settings import ConfigError, ProfileName, Settings, load_settings
 from kafka_micro.topic import ensure_topic
 from kafka_micro.verify import run_verify
 
@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="PATH",
         help="TOML config file; KAFKA_MICRO_* environment variables override it",
+    )
+    common.add_argument(
+        "--profile",
+        choices=get_args(ProfileName),
+        help="named tuning profile under the config file's values (first-kafka: the original "
+        "system's)",
     )
     common.add_argument("--bootstrap-servers", metavar="HOST:PORT[,...]", help="Kafka brokers")
     common.add_argument("--topic", help="topic name")
@@ -116,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Command-line options as a settings tree; unset options are left out."""
     mapping = {
+        "profile": ("profile",),
         "bootstrap_servers": ("bootstrap_servers",),
         "topic": ("topic",),
         "rate": ("producer", "rate"),

@@ -32,18 +32,21 @@ class ProduceLimits:
     duration_s: float | None = None
 
 
-class DeliveryCounter:
-    """Delivery report callback: counts outcomes and logs the first failures."""
+class FailureCounter:
+    """Delivery report callback: counts and logs failures.
 
-    __slots__ = ("delivered", "failed")
+    librdkafka reports only failures (``delivery.report.only.error``), which spares a
+    Python call per delivered message; delivered messages are those neither failed nor
+    still queued. Should the raw properties turn successful reports back on, they are ignored.
+    """
+
+    __slots__ = ("failed",)
 
     def __init__(self) -> None:
-        self.delivered = 0
         self.failed = 0
 
     def __call__(self, error: KafkaError | None, message: Message) -> None:
         if error is None:
-            self.delivered += 1
             return
         self.failed += 1
         if self.failed <= _LOGGED_FAILURES:
@@ -72,13 +75,14 @@ class _ErrorLogger:
 
 
 def producer_config(
-    settings: Settings, counter: DeliveryCounter, stop: StopRequest
+    settings: Settings, failures: FailureCounter, stop: StopRequest
 ) -> dict[str, Any]:
     """The librdkafka configuration, callbacks included."""
     return {
         "bootstrap.servers": settings.bootstrap_servers,
         "client.id": f"kafka-micro-producer-{settings.producer.resolved_id()}",
-        "on_delivery": counter,
+        "on_delivery": failures,
+        "delivery.report.only.error": True,
         "error_cb": _ErrorLogger(stop),
         "logger": logging.getLogger("librdkafka"),
         **settings.producer.librdkafka_properties(),
@@ -88,9 +92,9 @@ def producer_config(
 class _Reporter:
     """Writes the periodic throughput line."""
 
-    def __init__(self, message_bytes: int, counter: DeliveryCounter, producer: Producer) -> None:
+    def __init__(self, message_bytes: int, failures: FailureCounter, producer: Producer) -> None:
         self._message_bytes = message_bytes
-        self._counter = counter
+        self._failures = failures
         self._producer = producer
         self._last_time = time.monotonic()
         self._last_sent = 0
@@ -98,15 +102,17 @@ class _Reporter:
     def report(self, sent: int, queue_full: int, now: float) -> None:
         elapsed = max(now - self._last_time, 1e-9)
         rate = (sent - self._last_sent) / elapsed
+        failed = self._failures.failed
+        in_queue = len(self._producer)
         log.info(
             "produced %d msgs (%.0f msg/s, %.2f MB/s), delivered %d, failed %d, in-queue %d, "
             "queue-full waits %d",
             sent,
             rate,
             rate * self._message_bytes / 1e6,
-            self._counter.delivered,
-            self._counter.failed,
-            len(self._producer),
+            sent - failed - in_queue,
+            failed,
+            in_queue,
             queue_full,
         )
         self._last_time = now
@@ -116,9 +122,9 @@ class _Reporter:
 def run_producer(settings: Settings, limits: ProduceLimits, stop: StopRequest) -> int:
     """Produce until a limit or a stop signal, flush within the bound; return the exit code."""
     options = settings.producer
-    counter = DeliveryCounter()
+    failures = FailureCounter()
     try:
-        producer = Producer(producer_config(settings, counter, stop))
+        producer = Producer(producer_config(settings, failures, stop))
     except (KafkaException, TypeError) as error:
         # TypeError: a property of the Python client itself (e.g. delivery.report.only.error)
         # given with the wrong type.
@@ -126,7 +132,7 @@ def run_producer(settings: Settings, limits: ProduceLimits, stop: StopRequest) -
     producer_id = options.resolved_id()
     pack = value_packer(producer_id, options.message_size)
     message_bytes = len(pack(0, 0))
-    reporter = _Reporter(message_bytes, counter, producer)
+    reporter = _Reporter(message_bytes, failures, producer)
     log.info(
         "producing to %s on %s as %r: %d-byte messages, rate %s, %s",
         settings.topic,
@@ -146,7 +152,7 @@ def run_producer(settings: Settings, limits: ProduceLimits, stop: StopRequest) -
     )
     if stop.signal_name:
         log.info("received %s: stopping after %d messages", stop.signal_name, sent)
-    return _finish(producer, counter, sent, queue_full, options.flush_timeout_s)
+    return _finish(producer, failures, sent, queue_full, options.flush_timeout_s)
 
 
 def _describe_limits(limits: ProduceLimits) -> str:
@@ -217,10 +223,12 @@ def _produce_loop(
 
 
 def _finish(
-    producer: Producer, counter: DeliveryCounter, sent: int, queue_full: int, flush_timeout_s: float
+    producer: Producer, failures: FailureCounter, sent: int, queue_full: int, flush_timeout_s: float
 ) -> int:
     started = time.monotonic()
     unflushed = producer.flush(flush_timeout_s)
+    # Counted before a purge, whose reports would count the unflushed messages as failed too.
+    failed = failures.failed
     if unflushed:
         # close() would wait for these without a bound; give up on them explicitly.
         log.error(
@@ -229,16 +237,15 @@ def _finish(
             flush_timeout_s,
         )
         producer.purge(in_queue=True, in_flight=True, blocking=False)
-        producer.poll(0)
     producer.close()
     log.info(
         "final: produced %d, delivered %d, failed %d, unflushed %d, queue-full waits %d "
         "(flush took %.2f s)",
         sent,
-        counter.delivered,
-        counter.failed,
+        sent - failed - unflushed,
+        failed,
         unflushed,
         queue_full,
         time.monotonic() - started,
     )
-    return 0 if counter.failed == 0 and unflushed == 0 else 1
+    return 0 if failed == 0 and unflushed == 0 else 1

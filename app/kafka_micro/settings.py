@@ -2,8 +2,9 @@
 
 Precedence, highest first: command-line options, environment variables
 (``KAFKA_MICRO_`` prefix, ``__`` between nesting levels), the TOML file given with
-``--config``, the defaults below. The ``librdkafka`` tables pass raw librdkafka
-properties through; they override what the typed fields produce.
+``--config``, the named profile (``profile``, a TOML file shipped in ``profiles/``), the
+defaults below. The ``librdkafka`` tables pass raw librdkafka properties through; they
+override what the typed fields produce.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 import socket
 import tomllib
 from collections.abc import Iterator, Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple, Self, get_args, get_origin
 
@@ -44,6 +46,9 @@ LibrdkafkaValue = str | int | float | bool
 _LIBRDKAFKA_KEY = re.compile(r"^[a-z][a-z0-9]*(\.[a-z0-9]+)*$")
 _TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 _MAX_PORT = 65535
+
+ProfileName = Literal["first-kafka"]
+"""Named profiles: each is ``profiles/NAME.toml`` in this package."""
 
 
 class ConfigError(Exception):
@@ -131,10 +136,11 @@ class ProducerSettings(BaseModel):
         default=20, ge=0, le=900_000, description="librdkafka linger.ms: wait to fill a batch."
     )
     batch_size: int = Field(
-        default=32768,
+        default=1_000_000,
         ge=1,
         le=2_147_483_647,
-        description="librdkafka batch.size: maximum bytes per message batch.",
+        description="librdkafka batch.size: maximum bytes per message batch; linger_ms, "
+        "not this, bounds the wait for a batch to fill.",
     )
     acks: Annotated[Literal["all", "-1", "0", "1"], BeforeValidator(_as_text)] = Field(
         default="all", description="librdkafka acks; 'all' waits for every in-sync replica."
@@ -222,17 +228,39 @@ class ConsumerSettings(BaseModel):
         description="Longest wait of one consume call; also bounds how late a stop is noticed.",
     )
     fetch_min_bytes: int = Field(
-        default=16384,
+        default=1,
         ge=1,
         le=100_000_000,
         description="librdkafka fetch.min.bytes: a fetch waits for this much data, "
-        "or fetch_wait_max_ms, whichever comes first.",
+        "or fetch_wait_max_ms, whichever comes first; 1 returns as soon as there is any.",
     )
     fetch_wait_max_ms: int = Field(
         default=500,
         ge=0,
         le=300_000,
         description="librdkafka fetch.wait.max.ms: the longest a fetch waits for fetch_min_bytes.",
+    )
+    fetch_max_bytes: int = Field(
+        default=1_048_576,
+        ge=1_000_000,
+        le=2_147_483_135,
+        description="librdkafka fetch.max.bytes: most bytes one fetch response may bring "
+        "(at least message.max.bytes, 1000000); with queued_max_messages_kbytes it bounds "
+        "the consumer's memory.",
+    )
+    queued_max_messages_kbytes: int = Field(
+        default=1024,
+        ge=1,
+        le=2_097_151,
+        description="librdkafka queued.max.messages.kbytes: fetching pauses while this many "
+        "KiB of fetched messages wait to be consumed.",
+    )
+    fetch_queue_backoff_ms: int = Field(
+        default=10,
+        ge=0,
+        le=300_000,
+        description="librdkafka fetch.queue.backoff.ms: how long fetching pauses once that "
+        "queue is full; librdkafka's 1000 leaves a drained queue idle for most of a second.",
     )
     auto_offset_reset: Literal["earliest", "latest"] = Field(
         default="earliest",
@@ -267,6 +295,9 @@ class ConsumerSettings(BaseModel):
             "group.protocol": self.group_protocol,
             "fetch.min.bytes": self.fetch_min_bytes,
             "fetch.wait.max.ms": self.fetch_wait_max_ms,
+            "fetch.max.bytes": self.fetch_max_bytes,
+            "queued.max.messages.kbytes": self.queued_max_messages_kbytes,
+            "fetch.queue.backoff.ms": self.fetch_queue_backoff_ms,
             "auto.offset.reset": self.auto_offset_reset,
             "enable.auto.offset.store": False,
             "enable.auto.commit": True,
@@ -290,6 +321,12 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
+    profile: ProfileName | None = Field(
+        default=None,
+        description="Named set of tuning values, applied below the config file's own: "
+        "'first-kafka' is the original docker-compose system's tuning. Unset: kafka-micro's "
+        "measured defaults (docs/performance.md).",
+    )
     bootstrap_servers: Annotated[str, AfterValidator(_check_bootstrap_servers)] = Field(
         default="localhost:9092", description="Comma-separated HOST:PORT list of Kafka brokers."
     )
@@ -323,10 +360,13 @@ def load_settings(
     file_values = read_config_file(config_file) if config_file is not None else {}
     cli_values = dict(overrides or {})
     _check_env_names(os.environ)
+    profile = _chosen_profile(cli_values, os.environ, file_values)
+    profile_values = read_profile(profile) if profile is not None else {}
     sources: tuple[PydanticBaseSettingsSource, ...] = (
         InitSettingsSource(Settings, init_kwargs=cli_values),
         EnvSettingsSource(Settings),
         InitSettingsSource(Settings, init_kwargs=file_values),
+        InitSettingsSource(Settings, init_kwargs=profile_values),
     )
     try:
         # _build_sources is BaseSettings.__init__'s hook for prebuilt sources; mypy only
@@ -335,7 +375,9 @@ def load_settings(
     except SettingsError as error:
         raise ConfigError(f"invalid environment variable: {error}") from None
     except ValidationError as error:
-        origins = _Origins(config_file, file_values, cli_values, os.environ)
+        origins = _Origins(
+            config_file, file_values, cli_values, os.environ, (profile, profile_values)
+        )
         lines = [_describe(detail, origins) for detail in error.errors()]
         raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from None
 
@@ -353,6 +395,31 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {str(path)!r} is not valid TOML: {error}") from None
     except UnicodeDecodeError as error:
         raise ConfigError(f"config file {str(path)!r} is not UTF-8 text: {error}") from None
+
+
+def read_profile(name: ProfileName) -> dict[str, Any]:
+    """The settings of a named profile, nested like a config file."""
+    text = resources.files("kafka_micro").joinpath("profiles", f"{name}.toml").read_text("utf-8")
+    return tomllib.loads(text)
+
+
+def _chosen_profile(
+    cli_values: Mapping[str, Any], environ: Mapping[str, str], file_values: Mapping[str, Any]
+) -> ProfileName | None:
+    """The profile named by the highest-precedence source; None if unset or not a profile.
+
+    An unknown name is left for validation, which reports it with the allowed ones.
+    """
+    env_values = {name.upper(): value for name, value in environ.items()}
+    for value in (
+        cli_values.get("profile"),
+        env_values.get(f"{ENV_PREFIX}PROFILE"),
+        file_values.get("profile"),
+    ):
+        if value is not None:
+            known: tuple[ProfileName, ...] = get_args(ProfileName)
+            return next((name for name in known if name == value), None)
+    return None
 
 
 def _check_env_names(environ: Mapping[str, str]) -> None:
@@ -379,11 +446,13 @@ class _Origins:
         file_values: Mapping[str, Any],
         cli_values: Mapping[str, Any],
         environ: Mapping[str, str],
+        profile: tuple[ProfileName | None, Mapping[str, Any]],
     ) -> None:
         self._config_file = config_file
         self._file_values = file_values
         self._cli_values = cli_values
         self._env_names = {name.upper(): name for name in environ}
+        self._profile_name, self._profile_values = profile
 
     def of(self, location: tuple[str | int, ...]) -> str:
         if _lookup(self._cli_values, location):
@@ -396,6 +465,8 @@ class _Origins:
                 return f"environment variable {self._env_names[env_name]}"
         if _lookup(self._file_values, location):
             return f"config file {str(self._config_file)!r}"
+        if _lookup(self._profile_values, location):
+            return f"profile {self._profile_name!r}"
         return "default"
 
 

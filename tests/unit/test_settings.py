@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -20,25 +21,73 @@ def config_error(*args, **kwargs) -> str:
     return str(caught.value)
 
 
-def test_defaults_follow_the_original_tuning():
+def test_defaults_are_the_measured_tuning():
     settings = load_settings()
+    assert settings.profile is None
     producer = settings.producer.librdkafka_properties()
     assert producer == {
         "compression.type": "snappy",
         "linger.ms": 20,
-        "batch.size": 32768,
+        "batch.size": 1_000_000,
         "acks": "all",
         "enable.idempotence": True,
     }
     assert settings.producer.poll_every == 100
     consumer = settings.consumer.librdkafka_properties()
-    assert consumer["fetch.min.bytes"] == 16384
+    assert consumer["fetch.min.bytes"] == 1
     assert consumer["fetch.wait.max.ms"] == 500
+    assert consumer["fetch.max.bytes"] == 1_048_576
+    assert consumer["queued.max.messages.kbytes"] == 1024
+    assert consumer["fetch.queue.backoff.ms"] == 10
     assert consumer["enable.auto.offset.store"] is False
     assert consumer["enable.auto.commit"] is True
     assert settings.consumer.batch_size == 100
     assert settings.topic == "test-topic"
     assert settings.report_interval_s == 10
+
+
+FIRST_KAFKA_TUNING = {
+    "producer": {"compression": "snappy", "linger_ms": 20, "batch_size": 32768, "poll_every": 100},
+    "consumer": {"batch_size": 100, "fetch_min_bytes": 16384, "fetch_wait_max_ms": 500},
+}
+
+
+def tuning(settings: Settings) -> dict[str, dict[str, object]]:
+    return {
+        side: {name: getattr(getattr(settings, side), name) for name in names}
+        for side, names in FIRST_KAFKA_TUNING.items()
+    }
+
+
+def test_first_kafka_profile_is_the_original_tuning_table(tmp_path):
+    path = write(tmp_path, 'profile = "first-kafka"\n')
+    assert tuning(load_settings(path)) == FIRST_KAFKA_TUNING
+
+
+def test_profile_values_yield_to_the_file_the_environment_and_options(tmp_path, monkeypatch):
+    path = write(tmp_path, "[producer]\nlinger_ms = 7\n")
+    monkeypatch.setenv("KAFKA_MICRO_PROFILE", "first-kafka")
+    monkeypatch.setenv("KAFKA_MICRO_CONSUMER__FETCH_MIN_BYTES", "2048")
+    settings = load_settings(path, {"producer": {"batch_size": 4096}})
+    assert settings.profile == "first-kafka"
+    assert settings.producer.linger_ms == 7
+    assert settings.consumer.fetch_min_bytes == 2048
+    assert settings.producer.batch_size == 4096
+    assert settings.consumer.fetch_wait_max_ms == 500
+    assert settings.producer.compression == "snappy"
+
+
+def test_profile_option_selects_a_profile(capsys):
+    assert main(["config", "--json", "--profile", "first-kafka"]) == 0
+    effective = json.loads(capsys.readouterr().out)
+    assert effective["profile"] == "first-kafka"
+    assert effective["producer"]["batch_size"] == 32768
+
+
+def test_unknown_profile_names_the_value_and_the_known_ones(tmp_path):
+    message = config_error(write(tmp_path, 'profile = "fast"\n'))
+    assert "profile = 'fast'" in message
+    assert "'first-kafka'" in message
 
 
 def test_every_setting_is_documented():

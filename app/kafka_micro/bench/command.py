@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import confluent_kafka
 
@@ -29,7 +29,7 @@ from kafka_micro.bench.profile import (
 )
 from kafka_micro.bench.results import BenchResults, load_average
 from kafka_micro.localbroker import BrokerStartError, LocalBroker, unpack_archive
-from kafka_micro.settings import Settings
+from kafka_micro.settings import ProfileName, Settings
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,11 @@ def add_bench_parser(subparsers: Any) -> argparse.ArgumentParser:  # noqa: ANN40
         metavar="PATH",
         help="TOML config file whose producer/consumer settings are benchmarked "
         "(default: the built-in defaults; KAFKA_MICRO_* variables apply as usual)",
+    )
+    bench.add_argument(
+        "--profile",
+        choices=get_args(ProfileName),
+        help="benchmark a named tuning profile (first-kafka: the original system's)",
     )
     broker = bench.add_mutually_exclusive_group()
     broker.add_argument("--bootstrap", metavar="HOST:PORT", help="benchmark this running broker")
@@ -203,7 +208,9 @@ def _new_results(
 
 
 def _baseline(args: argparse.Namespace, settings: Settings) -> BenchProfile:
-    name = f"config {args.config}" if args.config else "defaults"
+    sources = [f"profile {settings.profile}"] if settings.profile else []
+    sources += [f"config {args.config}"] if args.config else []
+    name = ", ".join(sources) or "defaults"
     return BenchProfile(name=name, producer=settings.producer, consumer=settings.consumer)
 
 

@@ -110,15 +110,19 @@ class BenchContext:
             for member in description.members
         ]
 
-    def wait_for_assignment(self, group: str, partitions: int, timeout: float) -> None:
-        """Wait until the group's members own ``partitions`` partitions between them."""
+    def wait_for_assignment(
+        self, group: str, partitions: int, timeout: float, members: int = 1
+    ) -> None:
+        """Wait until ``members`` members of the group each own an equal share of the partitions."""
         deadline = time.monotonic() + timeout
-        owned = 0
+        wanted = [partitions // members] * members
+        owned: list[int] = []
         while time.monotonic() < deadline:
-            owned = sum(self.owned_per_member(group))
-            if owned >= partitions:
+            owned = self.owned_per_member(group)
+            if owned == wanted:
                 return
             time.sleep(0.2)
         raise BenchError(
-            f"group {group} owns {owned} of {partitions} partitions after {timeout:g} s"
+            f"group {group}: members own {owned or 'no'} partitions after {timeout:g} s; "
+            f"waited for {wanted}"
         )

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from typing import IO, Any
 
 from kafka_micro.bench.context import BenchContext, BenchError
@@ -24,8 +23,6 @@ _STOP_TIMEOUT_S = 60.0
 _ASSIGNMENT_TIMEOUT_S = 90.0
 # A consumer is done when its count has not moved for this long (a batch waits <= 1 s).
 _IDLE_S = 1.5
-# How often a drain by several consumers asks the broker whether the group is balanced.
-_BALANCE_CHECK_S = 0.25
 # Draining has failed when the count stops moving for this long before reaching the goal.
 _STALLED_S = 60.0
 
@@ -78,6 +75,12 @@ class _Probe:
 
     def messages(self) -> int:
         return int(self.last.get("messages", 0))
+
+    def pause(self) -> None:
+        self.popen.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.popen.send_signal(signal.SIGCONT)
 
     def stop(self) -> dict[str, Any]:
         """SIGTERM once its handler is installed, wait for the orderly exit; the last line."""
@@ -151,88 +154,66 @@ def drain(
     profile: BenchProfile,
     topic: str,
     *,
-    expected: int,
+    count: int,
     message_bytes: int,
     instances: int,
     partitions: int,
 ) -> tuple[Throughput, list[float]]:
-    """``instances`` consumers in a new group drain ``expected`` messages from ``topic``.
+    """``instances`` consumers of a new group, balanced first, drain a backlog of ``count``.
 
-    Throughput counts from the first batch of any instance to the last full batch of any
-    instance (see ``probe.BatchTimes``), so process start and group join are left out, as
-    Kafka's tool leaves them out of ``fetch.nMsg.sec``. Several instances started together
-    first hand partitions over (the first to join owns all until the others have joined);
-    that is part of a drain by several and is counted; ``balanced_after_s`` says how long it
-    took (None: still unbalanced when the backlog was gone). Also returns each peak RSS in MB.
+    The consumers join the empty ``topic`` and wait until each owns its share of the
+    partitions; then they are paused (SIGSTOP), our producer writes the backlog, and they
+    are resumed (SIGCONT). So the drain is that of a balanced group catching up, as a
+    deployed group does after an outage, and no member drains alone while the others
+    are still joining. Throughput counts from the resume to the last full batch of any
+    instance (see ``probe.BatchTimes``). Also returns each instance's peak RSS in MB.
     """
     group = ctx.unique_name(f"drain{instances}")
     settings = settings_tree(ctx, profile, topic, consumer={"group_id": group})
-    load = load_average()
     probes = [_Probe(ctx, f"{group}-{n}", settings, "consume") for n in range(1, instances + 1)]
     try:
-        balanced = _wait_for_count(
-            probes,
-            expected,
-            what=f"{instances} consumer(s) to drain {expected}",
-            balanced=(lambda: _is_balanced(ctx, group, instances, partitions))
-            if instances > 1
-            else None,
-        )
+        ctx.wait_for_assignment(group, partitions, _ASSIGNMENT_TIMEOUT_S, members=instances)
+        for probe in probes:
+            probe.pause()
+        try:
+            produce(ctx, profile, topic, message_bytes=message_bytes, count=count, name=group)
+        finally:
+            load = load_average()
+            resumed_ns = time.time_ns()
+            for probe in probes:
+                probe.resume()
+        _wait_for_count(probes, count, what=f"{instances} consumer(s) to drain {count}")
         finals = [probe.stop() for probe in probes]
     finally:
         for probe in probes:
             probe.kill()
-    consumed = sum(int(final["messages"]) for final in finals)
     in_full_batches = sum(int(final["full_messages"]) for final in finals)
-    first = min((int(final["first_ns"]) for final in finals if final["first_ns"]), default=0)
     last = max(int(final["full_last_ns"]) for final in finals)
-    detail: dict[str, Any] = {"instances": instances, "consumed": consumed}
-    if instances > 1:
-        detail["balanced_after_s"] = (
-            None if balanced is None else round((balanced - first) / 1e9, 2)
-        )
-    if in_full_batches <= 0 or last <= first:
+    if in_full_batches <= 0 or last <= resumed_ns:
         raise BenchError(
-            f"{instances} consumer(s) got no full batch from {expected} messages: too few to time"
+            f"{instances} consumer(s) got no full batch from {count} messages: too few to time"
         )
     throughput = Throughput.of(
         TOOL,
         in_full_batches,
         message_bytes,
-        (last - first) / 1e9,
+        (last - resumed_ns) / 1e9,
         load=load,
-        detail=detail,
+        detail={"instances": instances, "consumed": sum(int(f["messages"]) for f in finals)},
     )
     return throughput, [round(int(final["peak_rss_kb"]) / 1024, 1) for final in finals]
 
 
-def _is_balanced(ctx: BenchContext, group: str, members: int, partitions: int) -> bool:
-    return ctx.owned_per_member(group) == [partitions // members] * members
-
-
-def _wait_for_count(
-    probes: list[_Probe],
-    expected: int,
-    what: str,
-    balanced: Callable[[], bool] | None = None,
-) -> int | None:
-    """Until the probes have handled ``expected`` messages together (or stopped moving).
-
-    With ``balanced``, returns when (wall-clock ns) it first held; None if it never did.
-    """
+def _wait_for_count(probes: list[_Probe], expected: int, what: str) -> None:
+    """Until the probes have handled ``expected`` messages together (or stopped moving)."""
     last_total = -1
-    moved = next_check = time.monotonic()
+    moved = time.monotonic()
     deadline = moved + _PRODUCE_TIMEOUT_S
-    balanced_at: int | None = None
     while True:
         total = sum(probe.messages() for probe in probes)
         now = time.monotonic()
         if total >= expected:
-            return balanced_at
-        if balanced is not None and balanced_at is None and now >= next_check:
-            next_check = now + _BALANCE_CHECK_S
-            if balanced():
-                balanced_at = time.time_ns()
+            return
         if total != last_total:
             last_total, moved = total, now
         for probe in probes:

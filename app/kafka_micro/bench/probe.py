@@ -6,8 +6,8 @@ process of its own, as deployed, so it competes for the CPU like the Java tools 
 settings file holds JSON nested like a config file; it is validated by ``load_settings``.
 
 ``produce`` prints one JSON line when done. ``consume`` prints a JSON status line every
-``_STATUS_INTERVAL_S`` (messages so far, wall-clock ns of the first and last batch) and a last
-one with ``"done": true`` and the peak RSS, after the loop ends on SIGTERM.
+``_STATUS_INTERVAL_S`` (messages so far; count and wall-clock ns at the last full batch) and
+a last one with ``"done": true`` and the peak RSS, after the loop ends on SIGTERM.
 """
 
 from __future__ import annotations
@@ -36,18 +36,17 @@ _EXIT_USAGE = 2
 
 
 class BatchTimes:
-    """Messages handled so far; wall-clock times of the first batch and of the last full one.
+    """Messages handled so far; the count and wall-clock time at the last full batch.
 
     A drain ends with partial batches, each returned only after ``batch_timeout_s`` of
     waiting for more; throughput is measured up to the last full batch to leave that out.
     """
 
-    __slots__ = ("batch_size", "first_ns", "full_last_ns", "full_messages", "stats")
+    __slots__ = ("batch_size", "full_last_ns", "full_messages", "stats")
 
     def __init__(self, stats: ConsumeStats, batch_size: int) -> None:
         self.stats = stats
         self.batch_size = batch_size
-        self.first_ns = 0
         self.full_last_ns = 0
         self.full_messages = 0
 
@@ -59,25 +58,21 @@ class BatchTimes:
     def status(self) -> dict[str, int]:
         return {
             "messages": self.stats.messages,
-            "first_ns": self.first_ns,
             "full_messages": self.full_messages,
             "full_last_ns": self.full_last_ns,
         }
 
 
 class TimedStatsProcessor:
-    """The shipped batch processor, with one clock read before and one after each batch."""
+    """The shipped batch processor, with one clock read after each batch."""
 
     def __init__(self, times: BatchTimes) -> None:
         self.times = times
         self._process = StatsProcessor(times.stats)
 
     def __call__(self, messages: list[Message]) -> None:
-        times = self.times
-        if not times.first_ns:
-            times.first_ns = time.time_ns()
         self._process(messages)
-        times.batch_done(len(messages), time.time_ns())
+        self.times.batch_done(len(messages), time.time_ns())
 
 
 class LatencyRecorder:
@@ -106,8 +101,6 @@ class LatencyRecorder:
         self.batches.append(received_ns)
         self.batches.append(kept)
         times = self.times
-        if not times.first_ns:
-            times.first_ns = received_ns
         stats = times.stats
         stats.messages += len(messages)
         stats.batches += 1

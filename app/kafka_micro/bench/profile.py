@@ -33,8 +33,11 @@ _SHARED_CONSUMER_PROPERTIES = (
     "group.protocol",
     "fetch.min.bytes",
     "fetch.wait.max.ms",
+    "fetch.max.bytes",
     "auto.offset.reset",
 )
+# Typed consumer settings of librdkafka's prefetch queue, which the Java consumer does not have.
+_LIBRDKAFKA_ONLY_CONSUMER_PROPERTIES = ("queued.max.messages.kbytes", "fetch.queue.backoff.ms")
 
 
 class BenchProfile(BaseModel):
@@ -107,7 +110,7 @@ def java_consumer_properties(
     if strategy is not None:
         java["partition.assignment.strategy"] = _JAVA_ASSIGNOR.get(str(strategy), str(strategy))
     unmapped = sorted(
-        set(consumer.librdkafka)
+        {*consumer.librdkafka, *_LIBRDKAFKA_ONLY_CONSUMER_PROPERTIES}
         - set(_SHARED_CONSUMER_PROPERTIES)
         - {"partition.assignment.strategy"}
     )

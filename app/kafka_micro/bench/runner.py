@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 # Issue 4's targets.
 RATIO_TARGET = 0.8
 LATENCY_MARGIN_MS = 30.0
+RSS_TARGET_MB = 80.0
+_TARGET_INSTANCES = 6
 _HALF_RATE = 0.5
 
 
@@ -162,26 +164,17 @@ def _report_producer(ctx: BenchContext, who: str, result: Throughput) -> None:
 
 def warm_up(ctx: BenchContext, plan: BenchPlan, profile: BenchProfile) -> None:
     """Send ``plan.warmup_messages`` and read them back once, unmeasured."""
-    topic = ctx.create_topic("warmup", plan.partitions)
-    run = ours.produce(
+    run, _rss = ours.drain(
         ctx,
         profile,
-        topic,
-        message_bytes=plan.message_bytes,
+        ctx.create_topic("warmup", plan.partitions),
         count=plan.warmup_messages,
-        name="warmup",
-    )
-    ours.drain(
-        ctx,
-        profile,
-        topic,
-        expected=plan.warmup_messages,
         message_bytes=plan.message_bytes,
         instances=1,
         partitions=plan.partitions,
     )
     ctx.delete_topics()
-    ctx.progress("warm-up: %d msgs through the broker (%.0f msg/s)", run.messages, run.msgs_per_s)
+    ctx.progress("warm-up: %d msgs through the broker and back", run.messages)
 
 
 def producer_phase(
@@ -259,23 +252,23 @@ def consumer_phase(
     *,
     with_kafka_tool: bool = True,
 ) -> None:
-    """Fill one topic with our producer, then drain it with 1 and 6 of ours and with Kafka's."""
-    topic = ctx.create_topic("consume", plan.partitions)
+    """1 and 6 of ours drain a backlog (see ``ours.drain``), then Kafka's tool drains it.
+
+    With repeats, each round runs all three in turn, so a change of load hits each of them.
+    """
     count = plan.consumer_messages
-    fill = ours.produce(
-        ctx, profile, topic, message_bytes=plan.message_bytes, count=count, name="fill"
-    )
-    ctx.progress(
-        "consumer topic filled: %d msgs of %d B in %.1f s", count, plan.message_bytes, fill.seconds
-    )
     per_instances: dict[int, list[Throughput]] = {}
-    for instances in plan.consumer_instances:
-        for _ in range(plan.repeats):
+    theirs: list[Throughput] = []
+    run_kafka_tool = with_kafka_tool and ctx.kafka_home is not None
+    for _ in range(plan.repeats):
+        topic = ""
+        for instances in plan.consumer_instances:
+            topic = ctx.create_topic(f"consume{instances}", plan.partitions)
             throughput, rss = ours.drain(
                 ctx,
                 profile,
                 topic,
-                expected=count,
+                count=count,
                 message_bytes=plan.message_bytes,
                 instances=instances,
                 partitions=plan.partitions,
@@ -293,25 +286,24 @@ def consumer_phase(
                 ConsumerRun(instances=instances, throughput=throughput, peak_rss_mb=rss)
             )
             per_instances.setdefault(instances, []).append(throughput)
-    theirs: list[Throughput] = []
-    if with_kafka_tool and ctx.kafka_home is not None:
-        for _ in range(plan.repeats):
+        if run_kafka_tool:
             try:
                 run = kafka_tools.consumer_perf(
                     ctx, profile, topic, count=count, message_bytes=plan.message_bytes
                 )
             except BenchError as error:
                 results.notes.append(f"consumer: Kafka's tool failed, no ratio: {error}")
-                break
-            ctx.progress(
-                "consumer kafka-consumer-perf-test: %d msgs in %.2f s = %.0f msg/s, %.1f MB/s",
-                run.messages,
-                run.seconds,
-                run.msgs_per_s,
-                run.mb_per_s,
-            )
-            theirs.append(run)
-    ctx.delete_topics()
+                run_kafka_tool = False
+            else:
+                ctx.progress(
+                    "consumer kafka-consumer-perf-test: %d msgs in %.2f s = %.0f msg/s, %.1f MB/s",
+                    run.messages,
+                    run.seconds,
+                    run.msgs_per_s,
+                    run.mb_per_s,
+                )
+                theirs.append(run)
+        ctx.delete_topics()
     theirs_rate = _median(theirs) if theirs else None
     for instances, runs in per_instances.items():
         ours_rate = _median(runs)
@@ -328,11 +320,20 @@ def consumer_phase(
 
 
 def targets(results: BenchResults, profile: BenchProfile) -> list[Target]:
-    """Issue 4's three targets against this run's numbers."""
+    """Issue 4's four targets against this run's numbers."""
     producer_100 = next((c for c in results.producer if c.label == "producer 100 B"), None)
-    consumers_6 = next((c for c in results.consumer_comparisons if c.label == "consumer x6"), None)
+    consumers_6 = next(
+        (c for c in results.consumer_comparisons if c.label == f"consumer x{_TARGET_INSTANCES}"),
+        None,
+    )
     half = next((run for run in results.latency if run.fraction_of_max == _HALF_RATE), None)
     latency_bound = profile.producer.linger_ms + LATENCY_MARGIN_MS
+    rss = [
+        peak
+        for run in results.consumer
+        if run.instances == _TARGET_INSTANCES
+        for peak in run.peak_rss_mb
+    ]
 
     def ratio_target(name: str, comparison: Comparison | None) -> Target:
         ratio = comparison.ratio if comparison else None
@@ -353,5 +354,12 @@ def targets(results: BenchResults, profile: BenchProfile) -> list[Target]:
             target=latency_bound,
             unit="ms (linger.ms + 30), at most",
             met=None if half is None else half.p99_ms <= latency_bound,
+        ),
+        Target(
+            name="peak RSS of any of 6 consumer instances",
+            measured=max(rss, default=None),
+            target=RSS_TARGET_MB,
+            unit="MB, at most",
+            met=max(rss) <= RSS_TARGET_MB if rss else None,
         ),
     ]
