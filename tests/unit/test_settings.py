@@ -61,7 +61,13 @@ def tuning(settings: Settings) -> dict[str, dict[str, object]]:
 
 def test_first_kafka_profile_is_the_original_tuning_table(tmp_path):
     path = write(tmp_path, 'profile = "first-kafka"\n')
-    assert tuning(load_settings(path)) == FIRST_KAFKA_TUNING
+    settings = load_settings(path)
+    assert tuning(settings) == FIRST_KAFKA_TUNING
+    # Where the original set nothing, it ran with librdkafka's defaults.
+    assert settings.producer.librdkafka == {"delivery.report.only.error": False}
+    consumer = settings.consumer
+    assert (consumer.fetch_max_bytes, consumer.queued_max_messages_kbytes) == (52_428_800, 65536)
+    assert consumer.fetch_queue_backoff_ms == 1000
 
 
 def test_profile_values_yield_to_the_file_the_environment_and_options(tmp_path, monkeypatch):

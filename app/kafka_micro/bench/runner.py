@@ -55,7 +55,7 @@ class BenchPlan:
             latency_fractions=(0.1, 0.5, 0.9),
             latency_seconds=15.0,
             latency_warmup_s=3.0,
-            consumer_messages=2_000_000,
+            consumer_messages=5_000_000,
             consumer_instances=(1, 6),
             repeats=repeats,
             warmup_messages=300_000,

@@ -170,9 +170,21 @@ SWEEPS: dict[str, Sweep] = {
         _consumers_ours_only,
     ),
     "prefetch-kbytes": Sweep(
-        "consumer.librdkafka.queued.max.messages.kbytes",
-        (None, 16384, 4096),
-        _librdkafka("consumer", "queued.max.messages.kbytes"),
+        "consumer.queued_max_messages_kbytes",
+        (65536, 4096, 1024),
+        _setting("consumer", "queued_max_messages_kbytes"),
+        _consumers_ours_only,
+    ),
+    "fetch-max-bytes": Sweep(
+        "consumer.fetch_max_bytes",
+        (52_428_800, 4_194_304, 1_048_576),
+        _setting("consumer", "fetch_max_bytes"),
+        _consumers_ours_only,
+    ),
+    "fetch-backoff": Sweep(
+        "consumer.fetch_queue_backoff_ms",
+        (1000, 100, 10),
+        _setting("consumer", "fetch_queue_backoff_ms"),
         _consumers_ours_only,
     ),
     "fetch-partition-bytes": Sweep(
@@ -189,7 +201,7 @@ SWEEPS: dict[str, Sweep] = {
     ),
     "delivery-reports": Sweep(
         "producer.librdkafka.delivery.report.only.error",
-        (None, True),
+        (False, None),
         _librdkafka("producer", "delivery.report.only.error"),
         _producer_ours_only,
     ),
