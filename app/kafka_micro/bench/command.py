@@ -208,7 +208,7 @@ def _new_results(
 
 
 def _baseline(args: argparse.Namespace, settings: Settings) -> BenchProfile:
-    sources = [f"profile {settings.profile}"] if settings.profile else []
+    sources: list[str] = [settings.profile] if settings.profile else []
     sources += [f"config {args.config}"] if args.config else []
     name = ", ".join(sources) or "defaults"
     return BenchProfile(name=name, producer=settings.producer, consumer=settings.consumer)
@@ -253,6 +253,7 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
                     )
             finally:
                 ctx.delete_topics()
+                ctx.close()
     except (BenchError, BrokerStartError, FileNotFoundError, ValueError) as error:
         log.error("bench failed: %s", error)
         return EXIT_FAILED

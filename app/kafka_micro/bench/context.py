@@ -17,6 +17,9 @@ from confluent_kafka.cimpl import NewTopic
 log = logging.getLogger(__name__)
 
 _ADMIN_TIMEOUT_S = 30.0
+# A group description is asked for again and again while waiting; one that the broker cannot
+# give yet (e.g. its coordinator still loading after a start) must not hold the wait for long.
+_DESCRIBE_TIMEOUT_S = 2.0
 
 
 class BenchError(RuntimeError):
@@ -99,10 +102,20 @@ class BenchContext:
                 log.warning("could not delete benchmark topic %s: %s", topic, error)
         self._topics.clear()
 
+    def close(self) -> None:
+        """Let go of the admin client while the broker still runs.
+
+        Destroyed at interpreter exit instead, after a bench-started broker has gone, it
+        was seen to wait without end for requests that can no longer be answered.
+        """
+        self._admin = None
+
     def owned_per_member(self, group: str) -> list[int]:
         """How many partitions each member of the group owns (empty if not describable now)."""
         try:
-            description = self.admin.describe_consumer_groups([group])[group].result()
+            description = self.admin.describe_consumer_groups(
+                [group], request_timeout=_DESCRIBE_TIMEOUT_S
+            )[group].result()
         except KafkaException:
             return []
         return [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kafka_micro.bench.results import BenchResults, Comparison
+from kafka_micro.bench.results import LATENCY_TARGET, BenchResults, Comparison
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -99,7 +99,7 @@ def plot(results: BenchResults, path: Path) -> None:
             bar,
             label=label,
         )
-    bound = results.targets[-1].target if results.targets else None
+    bound = next((t.target for t in results.targets if t.name == LATENCY_TARGET), None)
     if bound is not None:
         latency_axes.axhline(bound, color="grey", linestyle="--", label=f"target {bound:g} ms")
     latency_axes.set_xticks(

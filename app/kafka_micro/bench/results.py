@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA = "kafka-micro-bench/1"
+LATENCY_TARGET = "p99 end-to-end latency at half the max rate"
 
 
 def load_average() -> tuple[float, float, float]:

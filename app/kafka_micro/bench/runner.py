@@ -12,6 +12,7 @@ from kafka_micro.bench import kafka_tools, ours
 from kafka_micro.bench.context import BenchContext, BenchError
 from kafka_micro.bench.profile import BenchProfile
 from kafka_micro.bench.results import (
+    LATENCY_TARGET,
     BenchResults,
     Comparison,
     ConsumerRun,
@@ -349,7 +350,7 @@ def targets(results: BenchResults, profile: BenchProfile) -> list[Target]:
         ratio_target("producer 100 B vs kafka-producer-perf-test", producer_100),
         ratio_target("6 consumers vs kafka-consumer-perf-test", consumers_6),
         Target(
-            name="p99 end-to-end latency at half the max rate",
+            name=LATENCY_TARGET,
             measured=half.p99_ms if half else None,
             target=latency_bound,
             unit="ms (linger.ms + 30), at most",
