@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from kafka_micro.bench.probe import BatchTimes, LatencyRecorder, latency_ns_from_file
+from kafka_micro.bench.latencyfile import latency_ns_from_file
+from kafka_micro.bench.probe import BatchTimes, LatencyRecorder
 from kafka_micro.bench.profile import (
     BenchProfile,
     java_consumer_properties,

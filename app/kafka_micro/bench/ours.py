@@ -12,7 +12,7 @@ import time
 from typing import IO, Any
 
 from kafka_micro.bench.context import BenchContext, BenchError
-from kafka_micro.bench.probe import latency_ns_from_file
+from kafka_micro.bench.latencyfile import latency_ns_from_file
 from kafka_micro.bench.profile import BenchProfile
 from kafka_micro.bench.results import LatencyRun, Throughput, load_average, percentile
 from kafka_micro.settings import ENV_PREFIX

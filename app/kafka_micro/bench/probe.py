@@ -24,6 +24,7 @@ from typing import Any
 
 from confluent_kafka import Message
 
+from kafka_micro.bench.latencyfile import write_latency_file
 from kafka_micro.consumer import run_consumer
 from kafka_micro.message import MalformedMessageError, decode
 from kafka_micro.processing import ConsumeStats, StatsProcessor
@@ -79,7 +80,8 @@ class LatencyRecorder:
     """Keeps every message's send time and each batch's receive time and size.
 
     Per message only a decode and an append; latencies are computed after the run
-    (``latency_ns_from_file``), so recording costs about what the shipped processor does.
+    (``latencyfile.latency_ns_from_file``), so recording costs about what the shipped
+    processor does.
     """
 
     def __init__(self, times: BatchTimes) -> None:
@@ -108,31 +110,7 @@ class LatencyRecorder:
         times.batch_done(len(messages), received_ns)
 
     def save(self, path: Path) -> None:
-        """Write ``[batch count, (received ns, kept) per batch..., sent ns per message...]``."""
-        with path.open("wb") as handle:
-            array("q", [len(self.batches) // 2]).tofile(handle)
-            self.batches.tofile(handle)
-            self.sent_ns.tofile(handle)
-
-
-def latency_ns_from_file(path: Path, sent_from_ns: int) -> list[int]:
-    """End-to-end latencies (receive minus send, ns) of the messages sent at or after a time."""
-    data = array("q")
-    data.frombytes(path.read_bytes())
-    batch_count = data[0]
-    batches = data[1 : 1 + 2 * batch_count]
-    sent = data[1 + 2 * batch_count :]
-    latencies: list[int] = []
-    start = 0
-    for index in range(0, len(batches), 2):
-        received_ns, kept = batches[index], batches[index + 1]
-        latencies.extend(
-            received_ns - sent_ns
-            for sent_ns in sent[start : start + kept]
-            if sent_ns >= sent_from_ns
-        )
-        start += kept
-    return latencies
+        write_latency_file(path, self.batches, self.sent_ns)
 
 
 def _peak_rss_kb() -> int:

@@ -4,6 +4,7 @@ Units and files are read on each app host; the consumer group and its offsets ar
 Kafka's own kafka-consumer-groups on the first broker host. The last two tests restart units.
 """
 
+import json
 import os
 import re
 import time
@@ -149,6 +150,22 @@ def test_config_points_at_the_brokers_and_the_topic(host, broker):
     assert settings["bootstrap_servers"] == bootstrap(broker)
     assert settings["topic"] == TOPIC
     assert settings["consumer"]["group_id"] == GROUP
+
+
+def test_tuning_is_left_to_the_apps_measured_defaults(host):
+    """Tuning variables default to null: the file leaves them out and the app's defaults apply."""
+    settings = tomllib.loads(host.file(CONFIG).content_string)
+    assert "profile" not in settings
+    assert "batch_size" not in settings["producer"]
+    assert "fetch_min_bytes" not in settings["consumer"]
+    effective = json.loads(
+        host.check_output(
+            f"runuser -u {SERVICE_USER} -- {INSTALL_DIR}/venv/bin/kafka-micro config --json "
+            f"--config {CONFIG}"
+        )
+    )
+    assert effective["producer"]["batch_size"] == 1_000_000
+    assert effective["consumer"]["queued_max_messages_kbytes"] == 1024
 
 
 def test_app_runs_as_system_user_without_login_shell(host):
