@@ -133,7 +133,7 @@ class ProducerSettings(BaseModel):
         default="snappy", description="librdkafka compression.type."
     )
     linger_ms: int = Field(
-        default=20, ge=0, le=900_000, description="librdkafka linger.ms: wait to fill a batch."
+        default=5, ge=0, le=900_000, description="librdkafka linger.ms: wait to fill a batch."
     )
     batch_size: int = Field(
         default=1_000_000,

@@ -27,7 +27,7 @@ def test_defaults_are_the_measured_tuning():
     producer = settings.producer.librdkafka_properties()
     assert producer == {
         "compression.type": "snappy",
-        "linger.ms": 20,
+        "linger.ms": 5,
         "batch.size": 1_000_000,
         "acks": "all",
         "enable.idempotence": True,
@@ -79,8 +79,8 @@ def test_profile_values_yield_to_the_file_the_environment_and_options(tmp_path, 
     assert settings.producer.linger_ms == 7
     assert settings.consumer.fetch_min_bytes == 2048
     assert settings.producer.batch_size == 4096
-    assert settings.consumer.fetch_wait_max_ms == 500
-    assert settings.producer.compression == "snappy"
+    # Where nothing above it sets a value, the profile's applies (the default is 10).
+    assert settings.consumer.fetch_queue_backoff_ms == 1000
 
 
 def test_profile_option_selects_a_profile(capsys):
@@ -105,12 +105,12 @@ def test_every_setting_is_documented():
 
 def test_environment_variables_use_one_prefix_and_double_underscore(monkeypatch):
     monkeypatch.setenv("KAFKA_MICRO_TOPIC", "orders")
-    monkeypatch.setenv("KAFKA_MICRO_PRODUCER__LINGER_MS", "5")
+    monkeypatch.setenv("KAFKA_MICRO_PRODUCER__LINGER_MS", "8")
     monkeypatch.setenv("kafka_micro_consumer__group_protocol", "classic")
     monkeypatch.setenv("KAFKA_MICRO_CONSUMER__LIBRDKAFKA", '{"session.timeout.ms": 10000}')
     settings = load_settings()
     assert settings.topic == "orders"
-    assert settings.producer.linger_ms == 5
+    assert settings.producer.linger_ms == 8
     assert settings.consumer.group_protocol == "classic"
     properties = settings.consumer.librdkafka_properties()
     assert properties["partition.assignment.strategy"] == "cooperative-sticky"
@@ -147,11 +147,11 @@ instance_id = "app1-1"
 
 def test_environment_overrides_file_and_options_override_both(tmp_path, monkeypatch):
     path = write(tmp_path, '[producer]\ncompression = "lz4"\nlinger_ms = 50\nrate = 10\n')
-    monkeypatch.setenv("KAFKA_MICRO_PRODUCER__LINGER_MS", "5")
+    monkeypatch.setenv("KAFKA_MICRO_PRODUCER__LINGER_MS", "8")
     monkeypatch.setenv("KAFKA_MICRO_PRODUCER__RATE", "20")
     settings = load_settings(path, {"producer": {"rate": 30}})
     assert settings.producer.compression == "lz4"  # file, untouched by the others
-    assert settings.producer.linger_ms == 5  # environment over file
+    assert settings.producer.linger_ms == 8  # environment over file
     assert settings.producer.rate == 30  # option over environment
 
 
