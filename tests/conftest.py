@@ -1,6 +1,6 @@
 """Session fixtures: the offline Kafka archive, its unpacked install, and one real KRaft broker.
 
-The archive is ``build/confluent-community-8.0.3.tar.gz`` (re-made by ``archive/build`` when its
+The archive is ``build/ARCHIVE_NAME`` (re-made by ``archive/build`` when its
 inputs changed; a no-op otherwise), or the tarball named by ``KAFKA_ARCHIVE_TARBALL``.
 Tests that use these fixtures are marked ``integration`` automatically.
 """
@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from kafka_micro.localbroker import LocalBroker, unpack_archive
+from kafka_micro_devtools.localbroker import ARCHIVE_NAME, LocalBroker, unpack_archive
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-TARBALL_NAME = "confluent-community-8.0.3.tar.gz"
 _ARCHIVE_FIXTURES = {"kafka_archive", "kafka_home", "broker"}
 
 
@@ -39,12 +38,12 @@ def kafka_archive() -> Path:
     if result.returncode != 0:
         pytest.fail(f"archive/build failed ({result.returncode}):\n{result.stderr}")
     build_dir = Path(os.environ.get("ARCHIVE_BUILD_DIR", REPO_ROOT / "build"))
-    return build_dir / TARBALL_NAME
+    return build_dir / ARCHIVE_NAME
 
 
 @pytest.fixture(scope="session")
 def kafka_home(kafka_archive, tmp_path_factory) -> Path:
-    """The unpacked install (``.../confluent-8.0.3``) with bin/, etc/kafka/, share/java/kafka/."""
+    """The unpacked install (``.../ARCHIVE_TOP_DIR``) with bin/, etc/kafka/, share/java/kafka/."""
     return unpack_archive(kafka_archive, tmp_path_factory.mktemp("kafka-dist"))
 
 

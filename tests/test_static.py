@@ -11,8 +11,8 @@ REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
 CHECKS = {
-    "ruff-lint": ["ruff", "check", "app", "tests", "roles", "molecule"],
-    "ruff-format": ["ruff", "format", "--check", "app", "tests", "roles", "molecule"],
+    "ruff-lint": ["ruff", "check", "app", "tools", "tests", "roles", "molecule"],
+    "ruff-format": ["ruff", "format", "--check", "app", "tools", "tests", "roles", "molecule"],
     "mypy": ["mypy"],
     "ansible-lint": ["ansible-lint", "--profile", "production", "roles", "playbooks"],
 }

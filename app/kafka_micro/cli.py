@@ -18,7 +18,6 @@ from confluent_kafka import KafkaException
 
 from kafka_micro import config_output
 from kafka_micro.argtypes import positive_float, positive_int
-from kafka_micro.bench import add_bench_parser, run_bench
 from kafka_micro.consumer import run_consumer
 from kafka_micro.processing import ConsumeStats, StatsProcessor
 from kafka_micro.producer import ProduceLimits, run_producer
@@ -115,7 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=-1,
         help="default -1: the brokers' default.replication.factor",
     )
-    add_bench_parser(commands)
     return parser
 
 
@@ -190,7 +188,6 @@ _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "verify": _verify,
     "config": _config,
     "topic": _topic,
-    "bench": lambda settings, args: run_bench(args, settings),
 }
 
 

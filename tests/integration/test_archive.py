@@ -13,12 +13,11 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from kafka_micro.localbroker import BrokerStartError, LocalBroker
+from kafka_micro_devtools.localbroker import ARCHIVE_TOP_DIR, BrokerStartError, LocalBroker
 
 pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TOP_DIR = "confluent-8.0.3"
 LAUNCHERS = [
     "kafka-run-class",
     "kafka-server-start",
@@ -81,16 +80,16 @@ def test_tarball_has_the_confluent_layout(kafka_archive):
     with tarfile.open(kafka_archive, "r:gz") as archive:
         members = {member.name: member for member in archive.getmembers()}
 
-    assert {name.split("/")[0] for name in members} == {TOP_DIR}
+    assert {name.split("/")[0] for name in members} == {ARCHIVE_TOP_DIR}
     for launcher in LAUNCHERS:
-        member = members.get(f"{TOP_DIR}/bin/{launcher}")
+        member = members.get(f"{ARCHIVE_TOP_DIR}/bin/{launcher}")
         assert member is not None, f"bin/{launcher} is missing"
         assert member.isfile()
         assert member.mode == 0o755, f"bin/{launcher} has mode {member.mode:o}"
     for config in ["server.properties", "log4j2.yaml", "tools-log4j2.yaml"]:
-        assert f"{TOP_DIR}/etc/kafka/{config}" in members
+        assert f"{ARCHIVE_TOP_DIR}/etc/kafka/{config}" in members
     for jar in JARS:
-        assert f"{TOP_DIR}/share/java/kafka/{jar}" in members
+        assert f"{ARCHIVE_TOP_DIR}/share/java/kafka/{jar}" in members
     # No build-machine traces: one owner, one timestamp.
     assert {(m.uid, m.gid, m.uname, m.gname) for m in members.values()} == {(0, 0, "root", "root")}
     assert len({m.mtime for m in members.values()}) == 1

@@ -1,21 +1,25 @@
-"""`kafka-micro bench --quick` end to end: structure of its JSON, a PNG, never its speed."""
+"""`kafka-micro-bench --quick` end to end: structure of its JSON, a PNG, never its speed."""
 
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from kafka_micro.bench.latencyfile import latency_ns_from_file
-from kafka_micro.bench.probe import BatchTimes, LatencyRecorder
-from kafka_micro.bench.profile import (
+from kafka_micro.processing import ConsumeStats
+from kafka_micro.settings import ConsumerSettings, ProducerSettings
+from kafka_micro_devtools.bench.latencyfile import latency_ns_from_file
+from kafka_micro_devtools.bench.probe import BatchTimes, LatencyRecorder
+from kafka_micro_devtools.bench.profile import (
     BenchProfile,
     java_consumer_properties,
     java_producer_properties,
 )
-from kafka_micro.bench.results import percentile
-from kafka_micro.processing import ConsumeStats
-from kafka_micro.settings import ConsumerSettings, ProducerSettings
+from kafka_micro_devtools.bench.results import percentile
+from kafka_micro_devtools.localbroker import ARCHIVE_NAME
+
+BENCH = str(Path(sys.executable).parent / "kafka-micro-bench")
 
 
 @pytest.fixture(scope="module")
@@ -23,10 +27,7 @@ def quick_bench(broker, kafka_home, tmp_path_factory):
     output = tmp_path_factory.mktemp("bench")
     result = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "kafka_micro",
-            "bench",
+            BENCH,
             "--quick",
             "--bootstrap",
             broker.bootstrap,
@@ -106,7 +107,7 @@ def test_png_and_table_are_written(quick_bench):
 
 def test_bad_option_is_refused_with_a_clear_message(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "kafka_micro", "bench", "--repeats", "0"],
+        [BENCH, "--repeats", "0"],
         capture_output=True,
         text=True,
         check=False,
@@ -119,10 +120,7 @@ def test_missing_archive_is_named(tmp_path):
     missing = tmp_path / "nope.tar.gz"
     result = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "kafka_micro",
-            "bench",
+            BENCH,
             "--quick",
             "--archive",
             str(missing),
@@ -135,6 +133,21 @@ def test_missing_archive_is_named(tmp_path):
     )
     assert result.returncode == 1
     assert f"Kafka archive {missing} does not exist" in result.stderr
+
+
+def test_without_archive_option_outside_a_checkout_the_error_says_what_to_pass(tmp_path):
+    result = subprocess.run(
+        [BENCH, "--quick", "--output-dir", str(tmp_path / "out")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert f"no Kafka archive: build/{ARCHIVE_NAME} is not under the current directory" in (
+        result.stderr
+    )
+    assert "pass --archive TARBALL or --kafka-home DIR" in result.stderr
 
 
 def test_percentile_is_nearest_rank():

@@ -31,13 +31,18 @@ description:
   - Returns the wheelhouse directory and the sha256 of each wheel.
 options:
   project_dir:
-    description: Project directory holding pyproject.toml; required unless I(prebuilt_dir) is set.
+    description:
+      - The app's distribution directory (its pyproject.toml and package); required unless
+        I(prebuilt_dir) is set.
+      - Only what is under it, and the lock, decide the wheel and the wheelhouse digest.
     type: path
   source_paths:
-    description: Paths under I(project_dir) holding the app's sources; missing ones are skipped.
+    description:
+      - Paths under I(project_dir) holding the app's sources; missing ones are skipped.
+      - Caches, C(*.egg-info), C(build) and C(dist) directories in them are left out.
     type: list
     elements: str
-    default: [pyproject.toml, README.md, app]
+    default: [.]
   requirements_lock:
     description: Hashed lock (pip requirements with --hash) of the app's runtime dependencies.
     type: path
@@ -101,7 +106,17 @@ _LOCK_HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})")
 _LEGACY_MANYLINUX = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
 _LEGACY_MACHINES = {"x86_64", "i686"}
 _OLDEST_MANYLINUX_MINOR = 5
-_IGNORED_NAMES = ("__pycache__", "*.pyc", "*.egg-info", ".mypy_cache", ".ruff_cache")
+# Made by tools and builds in a source tree, not sources: they must not change the digest.
+_IGNORED_NAMES = (
+    "__pycache__",
+    "*.pyc",
+    "*.egg-info",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    "build",
+    "dist",
+)
 _BUFFER = 1 << 20
 # Built wheelhouses kept per Python and machine; older ones are removed after a build.
 _KEPT_WHEELHOUSES = 3
@@ -190,20 +205,32 @@ def build_tools(cache_dir: Path, build_python: str) -> Path:
     return python
 
 
+def build_app_wheel(
+    python: Path, project_dir: Path, files: list[Path], source_date_epoch: int, wheels: Path
+) -> Path:
+    """Build the app's wheel into ``wheels`` from a clean copy of ``files``; return its path."""
+    with tempfile.TemporaryDirectory(prefix=".app-source-", dir=wheels.parent) as scratch:
+        source = Path(scratch)
+        for relative in files:
+            (source / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(project_dir / relative, source / relative)
+        env = dict(os.environ, SOURCE_DATE_EPOCH=str(source_date_epoch))
+        before = set(wheels.glob("*.whl"))
+        # An absolute path: a bare directory name would be looked up on the package index.
+        pip_wheel = [str(python), "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(wheels)]
+        run([*pip_wheel, str(source.resolve())], env)
+    (wheel,) = set(wheels.glob("*.whl")) - before
+    return wheel
+
+
 def build(params: dict[str, Any], project_dir: Path, files: list[Path], destination: Path) -> None:
     cache_dir = destination.parent
     python = build_tools(cache_dir, params["build_python"])
     scratch = Path(tempfile.mkdtemp(prefix=".wheelhouse-", dir=cache_dir))
     try:
-        source = scratch / "source"
-        for relative in files:
-            (source / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(project_dir / relative, source / relative)
         wheels = scratch / "wheels"
+        build_app_wheel(python, project_dir, files, params["source_date_epoch"], wheels)
         pip = [str(python), "-m", "pip"]
-        env = dict(os.environ, SOURCE_DATE_EPOCH=str(params["source_date_epoch"]))
-        # An absolute path: a bare directory name would be looked up on the package index.
-        run([*pip, "wheel", "--no-deps", "--wheel-dir", str(wheels), str(source.resolve())], env)
         python_version = params["python_version"]
         target = [
             *(
@@ -274,16 +301,8 @@ def check_prebuilt(directory: Path, lock: Path, app_name: str) -> dict[str, str]
     return checksums
 
 
-def wheelhouse(params: dict[str, Any]) -> tuple[Path, dict[str, str], bool]:
-    """The wheelhouse directory, its wheels' checksums, and whether it was built now."""
-    lock = Path(params["requirements_lock"])
-    if not lock.is_file():
-        raise WheelhouseError(f"requirements_lock {str(lock)!r} does not exist")
-    if params["prebuilt_dir"]:
-        directory = Path(params["prebuilt_dir"])
-        return directory, check_prebuilt(directory, lock, params["app_name"]), False
-    if not params["project_dir"] or not params["cache_dir"]:
-        raise WheelhouseError("project_dir and cache_dir are required without prebuilt_dir")
+def inputs(params: dict[str, Any]) -> tuple[Path, list[Path], str]:
+    """The project dir, its source files, and the digest naming the wheelhouse built from them."""
     project_dir = Path(params["project_dir"])
     if not (project_dir / "pyproject.toml").is_file():
         raise WheelhouseError(f"project_dir {str(project_dir)!r} has no pyproject.toml")
@@ -294,7 +313,21 @@ def wheelhouse(params: dict[str, Any]) -> tuple[Path, dict[str, str], bool]:
         params["glibc_version"],
         str(params["source_date_epoch"]),
     )
-    digest = wheelhouse_digest(project_dir, files, lock, target)
+    lock = Path(params["requirements_lock"])
+    return project_dir, files, wheelhouse_digest(project_dir, files, lock, target)
+
+
+def wheelhouse(params: dict[str, Any]) -> tuple[Path, dict[str, str], bool]:
+    """The wheelhouse directory, its wheels' checksums, and whether it was built now."""
+    lock = Path(params["requirements_lock"])
+    if not lock.is_file():
+        raise WheelhouseError(f"requirements_lock {str(lock)!r} does not exist")
+    if params["prebuilt_dir"]:
+        directory = Path(params["prebuilt_dir"])
+        return directory, check_prebuilt(directory, lock, params["app_name"]), False
+    if not params["project_dir"] or not params["cache_dir"]:
+        raise WheelhouseError("project_dir and cache_dir are required without prebuilt_dir")
+    project_dir, files, digest = inputs(params)
     python_tag = "cp" + params["python_version"].replace(".", "")
     cache_dir = Path(params["cache_dir"])
     destination = cache_dir / f"wheelhouse-{python_tag}-{params['machine']}-{digest}"
@@ -307,25 +340,28 @@ def wheelhouse(params: dict[str, Any]) -> tuple[Path, dict[str, str], bool]:
     return destination, read_checksums(destination), built
 
 
+ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
+    "project_dir": {"type": "path"},
+    "source_paths": {
+        "type": "list",
+        "elements": "str",
+        "default": ["."],
+    },
+    "requirements_lock": {"type": "path", "required": True},
+    "cache_dir": {"type": "path"},
+    "prebuilt_dir": {"type": "path"},
+    "python_version": {"type": "str", "required": True},
+    "machine": {"type": "str", "required": True},
+    "glibc_version": {"type": "str", "required": True},
+    "build_python": {"type": "path", "required": True},
+    "source_date_epoch": {"type": "int", "default": 315532800},
+    "app_name": {"type": "str", "default": "kafka_micro"},
+}
+
+
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            "project_dir": {"type": "path"},
-            "source_paths": {
-                "type": "list",
-                "elements": "str",
-                "default": ["pyproject.toml", "README.md", "app"],
-            },
-            "requirements_lock": {"type": "path", "required": True},
-            "cache_dir": {"type": "path"},
-            "prebuilt_dir": {"type": "path"},
-            "python_version": {"type": "str", "required": True},
-            "machine": {"type": "str", "required": True},
-            "glibc_version": {"type": "str", "required": True},
-            "build_python": {"type": "path", "required": True},
-            "source_date_epoch": {"type": "int", "default": 315532800},
-            "app_name": {"type": "str", "default": "kafka_micro"},
-        },
+        argument_spec=ARGUMENT_SPEC,
         # Building only fills the controller's cache; the managed hosts are not touched.
         supports_check_mode=True,
     )

@@ -2,7 +2,7 @@
 
 Layout: signed 64-bit native integers, ``[batch count, (received ns, kept) per batch...,
 sent ns per kept message...]``. Its own module, so that the bench reads it without importing
-the probe (which runs as ``python -m kafka_micro.bench.probe``).
+the probe (which runs as ``python -m kafka_micro_devtools.bench.probe``).
 """
 
 from __future__ import annotations

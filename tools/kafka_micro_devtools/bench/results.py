@@ -101,7 +101,7 @@ class ConsumerRun(_Result):
 
 
 class Target(_Result):
-    """One of the performance targets of issue 4, with the value this run measured."""
+    """One of the performance targets, with the value this run measured."""
 
     name: str
     measured: float | None

@@ -11,11 +11,11 @@ import threading
 import time
 from typing import IO, Any
 
-from kafka_micro.bench.context import BenchContext, BenchError
-from kafka_micro.bench.latencyfile import latency_ns_from_file
-from kafka_micro.bench.profile import BenchProfile
-from kafka_micro.bench.results import LatencyRun, Throughput, load_average, percentile
 from kafka_micro.settings import ENV_PREFIX
+from kafka_micro_devtools.bench.context import BenchContext, BenchError
+from kafka_micro_devtools.bench.latencyfile import latency_ns_from_file
+from kafka_micro_devtools.bench.profile import BenchProfile
+from kafka_micro_devtools.bench.results import LatencyRun, Throughput, load_average, percentile
 
 TOOL = "kafka-micro"
 _PRODUCE_TIMEOUT_S = 900.0
@@ -49,7 +49,7 @@ class _Probe:
                 [
                     sys.executable,
                     "-m",
-                    "kafka_micro.bench.probe",
+                    "kafka_micro_devtools.bench.probe",
                     command,
                     "--settings",
                     str(settings_file),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kafka_micro.bench.results import LATENCY_TARGET, BenchResults, Comparison
+from kafka_micro_devtools.bench.results import LATENCY_TARGET, BenchResults, Comparison
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

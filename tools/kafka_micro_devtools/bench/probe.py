@@ -1,6 +1,6 @@
 """The benchmark's child processes: our shipped producer and consumer loops, timed from outside.
 
-``python -m kafka_micro.bench.probe produce|consume --settings FILE ...`` runs
+``python -m kafka_micro_devtools.bench.probe produce|consume --settings FILE ...`` runs
 ``run_producer`` or ``run_consumer`` (the code ``kafka-micro produce|consume`` runs) in a
 process of its own, as deployed, so it competes for the CPU like the Java tools do. The
 settings file holds JSON nested like a config file; it is validated by ``load_settings``.
@@ -24,13 +24,13 @@ from typing import Any
 
 from confluent_kafka import Message
 
-from kafka_micro.bench.latencyfile import write_latency_file
 from kafka_micro.consumer import run_consumer
 from kafka_micro.message import MalformedMessageError, decode
 from kafka_micro.processing import ConsumeStats, StatsProcessor
 from kafka_micro.producer import ProduceLimits, run_producer
 from kafka_micro.runtime import StopRequest, configure_logging
 from kafka_micro.settings import ConfigError, Settings, load_settings
+from kafka_micro_devtools.bench.latencyfile import write_latency_file
 
 _STATUS_INTERVAL_S = 0.1
 _EXIT_USAGE = 2
@@ -174,7 +174,7 @@ def _consume(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m kafka_micro.bench.probe")
+    parser = argparse.ArgumentParser(prog="python -m kafka_micro_devtools.bench.probe")
     commands = parser.add_subparsers(dest="command", required=True)
     produce = commands.add_parser("produce")
     produce.add_argument("--settings", type=Path, required=True)

@@ -9,14 +9,14 @@ import string
 import subprocess
 from pathlib import Path
 
-from kafka_micro.bench.context import BenchContext, BenchError
-from kafka_micro.bench.profile import (
+from kafka_micro.message import HEADER
+from kafka_micro_devtools.bench.context import BenchContext, BenchError
+from kafka_micro_devtools.bench.profile import (
     BenchProfile,
     java_consumer_properties,
     java_producer_properties,
 )
-from kafka_micro.bench.results import Throughput, load_average
-from kafka_micro.message import HEADER
+from kafka_micro_devtools.bench.results import Throughput, load_average
 
 PRODUCER_TOOL = "kafka-producer-perf-test"
 CONSUMER_TOOL = "kafka-consumer-perf-test"

@@ -8,10 +8,10 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kafka_micro.bench import kafka_tools, ours
-from kafka_micro.bench.context import BenchContext, BenchError
-from kafka_micro.bench.profile import BenchProfile
-from kafka_micro.bench.results import (
+from kafka_micro_devtools.bench import kafka_tools, ours
+from kafka_micro_devtools.bench.context import BenchContext, BenchError
+from kafka_micro_devtools.bench.profile import BenchProfile
+from kafka_micro_devtools.bench.results import (
     LATENCY_TARGET,
     BenchResults,
     Comparison,
@@ -23,7 +23,7 @@ from kafka_micro.bench.results import (
 
 log = logging.getLogger(__name__)
 
-# Issue 4's targets.
+# The performance targets the bench reports on (docs/performance.md).
 RATIO_TARGET = 0.8
 LATENCY_MARGIN_MS = 30.0
 RSS_TARGET_MB = 80.0
@@ -321,7 +321,7 @@ def consumer_phase(
 
 
 def targets(results: BenchResults, profile: BenchProfile) -> list[Target]:
-    """Issue 4's four targets against this run's numbers."""
+    """The four performance targets against this run's numbers."""
     producer_100 = next((c for c in results.producer if c.label == "producer 100 B"), None)
     consumers_6 = next(
         (c for c in results.consumer_comparisons if c.label == f"consumer x{_TARGET_INSTANCES}"),

@@ -20,7 +20,11 @@ from typing import Self
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-ARCHIVE_TOP_DIR = "confluent-8.0.3"
+CONFLUENT_VERSION = "8.0.3"
+"""The Confluent Platform release whose layout archive/build reproduces: it names the tarball
+(``ARCHIVE_NAME``, in the build directory) and the directory the tarball unpacks to."""
+ARCHIVE_NAME = f"confluent-community-{CONFLUENT_VERSION}.tar.gz"
+ARCHIVE_TOP_DIR = f"confluent-{CONFLUENT_VERSION}"
 _TOOL_TIMEOUT_S = 120.0
 _LOG_TAIL_LINES = 40
 _JVM_MEMORY_SIZE = re.compile(r"[1-9][0-9]*[kKmMgG]?")
@@ -31,7 +35,7 @@ class BrokerStartError(RuntimeError):
 
 
 def unpack_archive(tarball: Path, dest: Path) -> Path:
-    """Unpack the archive into ``dest`` and return its install dir (``dest/confluent-8.0.3``)."""
+    """Unpack the archive into ``dest`` and return its install dir (``dest/ARCHIVE_TOP_DIR``)."""
     if not tarball.is_file():
         raise FileNotFoundError(
             f"Kafka archive {tarball} does not exist; build it with archive/build"

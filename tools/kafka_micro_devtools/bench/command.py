@@ -1,4 +1,4 @@
-"""``kafka-micro bench``: options, broker set-up, output files."""
+"""``kafka-micro-bench``: options, broker set-up, output files."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,28 +20,35 @@ from typing import Any, get_args
 import confluent_kafka
 
 from kafka_micro.argtypes import positive_int
-from kafka_micro.bench import report, runner, sweep
-from kafka_micro.bench.context import BenchContext, BenchError
-from kafka_micro.bench.profile import (
+from kafka_micro.runtime import configure_logging
+from kafka_micro.settings import ConfigError, ProfileName, Settings, load_settings
+from kafka_micro_devtools.bench import report, runner, sweep
+from kafka_micro_devtools.bench.context import BenchContext, BenchError
+from kafka_micro_devtools.bench.profile import (
     BenchProfile,
     java_consumer_properties,
     java_producer_properties,
 )
-from kafka_micro.bench.results import BenchResults, load_average
-from kafka_micro.localbroker import BrokerStartError, LocalBroker, unpack_archive
-from kafka_micro.settings import ProfileName, Settings
+from kafka_micro_devtools.bench.results import BenchResults, load_average
+from kafka_micro_devtools.localbroker import (
+    ARCHIVE_NAME,
+    BrokerStartError,
+    LocalBroker,
+    unpack_archive,
+)
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ARCHIVE = Path("build/confluent-community-8.0.3.tar.gz")
+# Where archive/build leaves the archive, relative to a checkout's root.
+CHECKOUT_ARCHIVE = Path("build") / ARCHIVE_NAME
 EXIT_FAILED = 1
+EXIT_USAGE = 2
 
 
-def add_bench_parser(subparsers: Any) -> argparse.ArgumentParser:  # noqa: ANN401
-    """Add ``bench`` to the ``kafka-micro`` subcommands (``subparsers`` from add_subparsers)."""
-    bench: argparse.ArgumentParser = subparsers.add_parser(
-        "bench",
-        help="measure throughput and latency of our producer and consumer against Kafka's tools",
+def build_parser() -> argparse.ArgumentParser:
+    """The ``kafka-micro-bench`` options."""
+    bench = argparse.ArgumentParser(
+        prog="kafka-micro-bench",
         description="Measure producer throughput (100 B and 1 KB), end-to-end latency at "
         "10/50/90% of the max rate, and consumer throughput (1 and 6 processes), and run Kafka's "
         "perf-test tools with the same settings on the same broker. Writes a table to stdout, "
@@ -77,9 +84,9 @@ def add_bench_parser(subparsers: Any) -> argparse.ArgumentParser:  # noqa: ANN40
     bench.add_argument(
         "--archive",
         type=Path,
-        default=DEFAULT_ARCHIVE,
         metavar="TARBALL",
-        help=f"Kafka archive unpacked when no --kafka-home (default {DEFAULT_ARCHIVE})",
+        help=f"Kafka archive unpacked when no --kafka-home (default {CHECKOUT_ARCHIVE}, "
+        "when run from a checkout where archive/build made it)",
     )
     bench.add_argument(
         "--no-kafka-tools",
@@ -127,13 +134,7 @@ def _broker(args: argparse.Namespace, scratch: Path) -> Iterator[_Broker]:
     kafka_home: Path | None = args.kafka_home
     needs_install = args.bootstrap is None or not args.no_kafka_tools
     if kafka_home is None and needs_install:
-        if not args.archive.is_file():
-            raise BenchError(
-                f"Kafka archive {args.archive} does not exist: build it with archive/build, "
-                "or pass --kafka-home DIR (an unpacked install)"
-                + ("" if args.bootstrap is None else ", or --no-kafka-tools")
-            )
-        kafka_home = unpack_archive(args.archive, scratch / "kafka")
+        kafka_home = unpack_archive(_archive(args), scratch / "kafka")
     if args.no_kafka_tools and args.bootstrap is not None:
         kafka_home = None
     if args.bootstrap is not None:
@@ -154,6 +155,25 @@ def _broker(args: argparse.Namespace, scratch: Path) -> Iterator[_Broker]:
                 "same_machine": True,
             },
         )
+
+
+def _archive(args: argparse.Namespace) -> Path:
+    """The tarball to unpack: --archive, else archive/build's output under the current directory."""
+    alternatives = "pass --archive TARBALL or --kafka-home DIR (an unpacked install)" + (
+        "" if args.bootstrap is None else ", or --no-kafka-tools"
+    )
+    archive: Path | None = args.archive
+    if archive is None:
+        if not CHECKOUT_ARCHIVE.is_file():
+            raise BenchError(
+                f"no Kafka archive: {CHECKOUT_ARCHIVE} is not under the current directory "
+                f"({Path.cwd()}); run archive/build in a checkout and start the bench from its "
+                f"root, or {alternatives}"
+            )
+        archive = CHECKOUT_ARCHIVE
+    if not archive.is_file():
+        raise BenchError(f"Kafka archive {archive} does not exist: {alternatives}")
+    return archive
 
 
 def _kafka_version(kafka_home: Path) -> str:
@@ -212,6 +232,18 @@ def _baseline(args: argparse.Namespace, settings: Settings) -> BenchProfile:
     sources += [f"config {args.config}"] if args.config else []
     name = ", ".join(sources) or "defaults"
     return BenchProfile(name=name, producer=settings.producer, consumer=settings.consumer)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``kafka-micro-bench``: returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config, {"profile": args.profile} if args.profile else {})
+    except ConfigError as error:
+        print(f"kafka-micro-bench: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    configure_logging(settings.log_level)
+    return run_bench(args, settings)
 
 
 def run_bench(args: argparse.Namespace, settings: Settings) -> int:
@@ -288,7 +320,7 @@ def _standard(
         report.plot(results, output_dir / "bench.png")
         written.append(output_dir / "bench.png")
     except ModuleNotFoundError as error:
-        log.warning("no plot: %s; install the bench extra: pip install 'kafka-micro[bench]'", error)
+        log.warning("no plot: %s; install matplotlib (a kafka-micro-devtools dependency)", error)
     print(f"\nwrote {' and '.join(map(str, written))}")
 
 

@@ -9,10 +9,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from kafka_micro.bench import runner
-from kafka_micro.bench.context import BenchContext
-from kafka_micro.bench.profile import BenchProfile
-from kafka_micro.bench.results import BenchResults, load_average
+from kafka_micro_devtools.bench import runner
+from kafka_micro_devtools.bench.context import BenchContext
+from kafka_micro_devtools.bench.profile import BenchProfile
+from kafka_micro_devtools.bench.results import BenchResults, load_average
 
 _HALF = (0.5,)
 

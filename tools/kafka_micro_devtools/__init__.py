@@ -1,0 +1,1 @@
+"""kafka-micro's development tools: the benchmark and the local test broker; never deployed."""
