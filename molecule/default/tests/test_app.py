@@ -1,18 +1,21 @@
 """The kafka-micro producer and consumers deployed by roles/kafka_app, checked on the running hosts.
 
 Units and files are read on each app host; the consumer group and its offsets are read with
-Kafka's own kafka-consumer-groups on the first broker host. The last two tests restart units.
+Kafka's own kafka-consumer-groups on the first broker host. The last tests restart units and run
+playbooks/site.yml again.
 """
 
 import json
 import os
 import re
+import signal
 import time
 import tomllib
 
 import pytest
 import testinfra
 import testinfra.utils.ansible_runner
+from siteplay import run_site, start_site
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
@@ -278,6 +281,24 @@ def test_hardening_is_in_effect_in_the_processes(host):
         assert mount_of(host, pid, "/tmp/x")[0] == "/tmp", f"{unit} has no private /tmp"
 
 
+def test_units_tell_systemd_when_they_are_ready(host):
+    for unit in UNITS:
+        assert show(host, unit, "Type", "NotifyAccess") == {
+            "Type": "notify",
+            "NotifyAccess": "main",
+        }, unit
+
+
+def test_a_consumer_restart_returns_once_the_consumer_owns_its_partitions(host, broker):
+    unit = CONSUMERS[1]
+    member = f"{host.backend.get_hostname()}-2"
+    wait_for_balanced_group(broker)
+    host.check_output(f"systemctl restart {unit}")
+    # Read at once: systemd returned only after the new process reported ready.
+    assert members(broker).get(member) == PARTITIONS // (INSTANCES * len(APP_HOSTS))
+    assert "partitions assigned" in journal_of_current_run(host, unit)
+
+
 def test_restarting_the_target_restarts_every_consumer(host, broker):
     before = {unit: main_pid(host, unit) for unit in CONSUMERS}
     producer_before = main_pid(host, PRODUCER)
@@ -313,3 +334,45 @@ def test_a_restarted_consumer_resumes_from_its_committed_offsets(host, broker):
     finally:
         host.check_output(f"systemctl start {PRODUCER}")
     wait_for_line(host, PRODUCER, "producing to ")
+
+
+def pids(host):
+    return {unit: main_pid(host, unit) for unit in UNITS}
+
+
+def test_an_interrupted_run_still_restarts_the_units_next_time(host):
+    """A run killed after it wrote a new configuration, before its handlers restarted anything."""
+    markers = [f"/run/{PRODUCER}.restart-pending", "/run/kafka-consumer@.service.restart-pending"]
+    tags = ["--tags", "kafka_app_configure,kafka_app_run"]
+    changed = [*tags, "-e", json.dumps({"kafka_app_report_interval_s": 7})]
+    before = pids(host)
+    config_before = host.file(CONFIG).sha256sum
+    run = start_site(*changed)
+    try:
+        deadline = time.monotonic() + SETTLE_TIMEOUT_S
+        while host.file(CONFIG).sha256sum == config_before:
+            assert run.poll() is None, "the run ended before it wrote the new configuration"
+            if time.monotonic() > deadline:
+                pytest.fail(f"the run did not write {CONFIG} within {SETTLE_TIMEOUT_S} s")
+            time.sleep(0.2)
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    try:
+        assert pids(host) == before, "the killed run restarted a unit"
+        assert all(host.file(marker).exists for marker in markers)
+
+        # Nothing left to write, yet every unit restarts onto the new configuration.
+        resumed = run_site(*changed)
+        assert resumed.returncode == 0, resumed.stdout[-3000:]
+        after = pids(host)
+        assert all(after[unit] not in (0, before[unit]) for unit in UNITS), (before, after)
+        assert not any(host.file(marker).exists for marker in markers)
+
+        again = run_site(*changed)
+        assert again.returncode == 0, again.stdout[-3000:]
+        assert re.search(r"changed=0\s", again.stdout), again.stdout[-3000:]
+        assert pids(host) == after
+    finally:
+        restored = run_site(*tags)
+        assert restored.returncode == 0, restored.stdout[-3000:]

@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 import testinfra.utils.ansible_runner
+from siteplay import run_site
 
 testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(
     os.environ["MOLECULE_INVENTORY_FILE"]
@@ -215,7 +216,7 @@ def test_config_change_restarts_the_node_and_it_comes_back(host):
             "confluent_kafka_service_overrides": {"LimitNOFILE": 200000},
         }
     )
-    changed = run_site(["--tags", "confluent_kafka_configure,confluent_kafka_run", "-e", extra])
+    changed = run_site("--tags", "confluent_kafka_configure,confluent_kafka_run", "-e", extra)
     assert changed.returncode == 0, changed.stdout[-3000:]
     assert "Restart Kafka on" in changed.stdout
     after = main_pid(host)
@@ -223,7 +224,7 @@ def test_config_change_restarts_the_node_and_it_comes_back(host):
     assert properties(host.file(CONFIG).content_string)["log.cleaner.threads"] == "2"
     assert host.file(OVERRIDE).contains("^LimitNOFILE=200000$")
     assert host.check_output(f"systemctl show {UNIT} --property=LimitNOFILE --value") == "200000"
-    restored = run_site(["--tags", "confluent_kafka_configure,confluent_kafka_run"])
+    restored = run_site("--tags", "confluent_kafka_configure,confluent_kafka_run")
     assert restored.returncode == 0, restored.stdout[-3000:]
     assert "log.cleaner.threads" not in host.file(CONFIG).content_string
     assert not host.file(OVERRIDE).exists
@@ -233,14 +234,14 @@ def test_config_change_restarts_the_node_and_it_comes_back(host):
 
 def test_restart_left_pending_by_an_interrupted_run_is_done(host):
     """A run that died after changing files but before its handlers left a marker in /run."""
-    marker = "/run/confluent-kafka.restart-pending"
+    marker = f"/run/{UNIT}.restart-pending"
     before = main_pid(host)
     host.check_output(f"touch {marker}")
-    result = run_site(["--tags", "confluent_kafka_configure,confluent_kafka_run"])
+    result = run_site("--tags", "confluent_kafka_configure,confluent_kafka_run")
     assert result.returncode == 0, result.stdout[-3000:]
     assert main_pid(host) not in (0, before)
     assert not host.file(marker).exists
-    again = run_site(["--tags", "confluent_kafka_configure,confluent_kafka_run"])
+    again = run_site("--tags", "confluent_kafka_configure,confluent_kafka_run")
     assert again.returncode == 0, again.stdout[-3000:]
     assert re.search(r"changed=0\s", again.stdout), again.stdout[-3000:]
 
@@ -276,23 +277,4 @@ def test_data_survives_a_restart_of_the_whole_machine(host):
     assert consumed.strip() == payload
     host.run(
         f"{BIN}/kafka-topics --bootstrap-server {bootstrap(host)} {ADMIN} --delete --topic {topic}"
-    )
-
-
-def run_site(extra_args):
-    """Run playbooks/site.yml against the molecule instances, as the converge step does."""
-    project = os.environ["MOLECULE_PROJECT_DIRECTORY"]
-    inventory = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "inventory")
-    return subprocess.run(
-        [
-            "ansible-playbook",
-            "-i",
-            inventory,
-            os.path.join(project, "playbooks", "site.yml"),
-            *extra_args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
     )

@@ -6,18 +6,15 @@ refusal comes before any write; the foreign-cluster case runs for real to prove 
 
 import json
 import os
-import subprocess
 
 import pytest
 import testinfra.utils.ansible_runner
+from siteplay import INVENTORY, run_site
 
 testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(
     os.environ["MOLECULE_INVENTORY_FILE"]
 ).get_hosts("kafka")
 
-PROJECT = os.environ["MOLECULE_PROJECT_DIRECTORY"]
-INVENTORY = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "inventory")
-SITE = os.path.join(PROJECT, "playbooks", "site.yml")
 WATCHED = [
     "/etc/kafka/server.properties",
     "/etc/systemd/system/confluent-kafka.service",
@@ -26,16 +23,9 @@ WATCHED = [
 ]
 
 
-def run_site(*args, inventory=INVENTORY):
-    result = subprocess.run(
-        ["ansible-playbook", "-i", inventory, SITE, "--tags", "confluent_kafka_install", *args],
-        capture_output=True,
-        text=True,
-        # Colour codes would split the messages the tests look for.
-        env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"},
-        timeout=600,
-        check=False,
-    )
+def refusal(*args, inventory=INVENTORY):
+    """Exit code and whitespace-normalised output of a confluent_kafka_install run."""
+    result = run_site("--tags", "confluent_kafka_install", *args, inventory=inventory)
     return result.returncode, " ".join((result.stdout + result.stderr).split())
 
 
@@ -90,7 +80,7 @@ def snapshot(host):
 )
 def test_bad_variable_is_refused(host, extra_vars, expected):
     before = snapshot(host)
-    rc, output = run_site("--check", "-e", json.dumps(extra_vars))
+    rc, output = refusal("--check", "-e", json.dumps(extra_vars))
     assert rc != 0
     assert expected in output, output[-3000:]
     assert snapshot(host) == before
@@ -118,7 +108,7 @@ def test_duplicate_node_id_is_refused(host, tmp_path):
         {"kafka-a": {"confluent_kafka_node_id": 1}, "kafka-b": {"confluent_kafka_node_id": 1}},
     )
     before = snapshot(host)
-    rc, output = run_site("--check", inventory=inventory)
+    rc, output = refusal("--check", inventory=inventory)
     assert rc != 0
     assert "confluent_kafka_node_id 1 of kafka-a" in output, output[-3000:]
     assert "it is also used by kafka-b" in output
@@ -128,7 +118,7 @@ def test_duplicate_node_id_is_refused(host, tmp_path):
 def test_missing_node_id_is_refused(host, tmp_path):
     inventory = inventory_of_aliases(host, tmp_path, {"kafka-a": {}})
     before = snapshot(host)
-    rc, output = run_site("--check", inventory=inventory)
+    rc, output = refusal("--check", inventory=inventory)
     assert rc != 0
     assert "missing required arguments: confluent_kafka_node_id" in output, output[-3000:]
     assert snapshot(host) == before
@@ -142,7 +132,7 @@ def test_data_of_another_cluster_is_refused_and_left_alone(host):
     other = "AAAAAAAAAAAAAAAAAAAAAA"
     before = snapshot(host)
     # No --check: the refusal itself must keep every file and the running server as they were.
-    rc, output = run_site(
+    rc, output = refusal(
         "-e",
         json.dumps({"confluent_kafka_cluster_id": other, "confluent_kafka_heap_opts": "-Xmx600m"}),
     )
