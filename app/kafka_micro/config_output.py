@@ -16,8 +16,11 @@ _SECRET_PROPERTY = re.compile(r"password|secret|sasl\.oauthbearer\.config|\.pem$
 def effective_settings(settings: Settings) -> dict[str, Any]:
     """The settings as plain data, with secret librdkafka values replaced."""
     values = settings.model_dump()
-    for role in ("producer", "consumer"):
-        properties = values[role]["librdkafka"]
+    for properties in (
+        values["librdkafka"],
+        values["producer"]["librdkafka"],
+        values["consumer"]["librdkafka"],
+    ):
         for key in properties:
             if _SECRET_PROPERTY.search(key):
                 properties[key] = REDACTED

@@ -11,34 +11,16 @@ stored offsets are committed synchronously, so an orderly handover re-reads noth
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import time
-from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from kafka_micro.clients import ClientErrors, client_config, create_client
 from kafka_micro.processing import BatchProcessor, ConsumeStats
-from kafka_micro.runtime import StopRequest, librdkafka_config_error
+from kafka_micro.runtime import StopRequest
 from kafka_micro.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-class _ErrorLogger:
-    """librdkafka error callback; a fatal error (e.g. fenced static member) stops the loop."""
-
-    def __init__(self, stop: StopRequest) -> None:
-        self._stop = stop
-        self.fatal = False
-
-    def __call__(self, error: KafkaError) -> None:
-        if error.fatal():
-            log.error("fatal consumer error, stopping: %s", error.str())
-            self.fatal = True
-            self._stop.event.set()
-        else:
-            log.warning("kafka: %s", error.str())
 
 
 def _commit_stored(consumer: Consumer, why: str) -> None:
@@ -82,19 +64,6 @@ class Membership:
             len(self.owned),
             sorted(self.owned),
         )
-
-
-def consumer_config(settings: Settings, errors: _ErrorLogger) -> dict[str, Any]:
-    """The librdkafka configuration, callbacks included."""
-    options = settings.consumer
-    member = options.instance_id or f"{socket.gethostname()}-{os.getpid()}"
-    return {
-        "bootstrap.servers": settings.bootstrap_servers,
-        "client.id": f"kafka-micro-consumer-{member}",
-        "error_cb": errors,
-        "logger": logging.getLogger("librdkafka"),
-        **options.librdkafka_properties(),
-    }
 
 
 class _Reporter:
@@ -149,11 +118,8 @@ def run_consumer(
 ) -> int:
     """Consume until a stop signal; return the exit code."""
     options = settings.consumer
-    errors = _ErrorLogger(stop)
-    try:
-        consumer = Consumer(consumer_config(settings, errors))
-    except KafkaException as error:
-        raise librdkafka_config_error(error) from None
+    errors = ClientErrors("consumer", stop)
+    consumer = create_client(Consumer, client_config(settings, "consumer", errors))
     membership = Membership()
     consumer.subscribe(
         [settings.topic],

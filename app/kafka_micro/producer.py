@@ -7,12 +7,12 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaError, Message, Producer
 
+from kafka_micro.clients import ClientErrors, client_config, create_client
 from kafka_micro.message import value_packer
-from kafka_micro.runtime import StopRequest, librdkafka_config_error
+from kafka_micro.runtime import StopRequest
 from kafka_micro.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -60,35 +60,6 @@ class FailureCounter:
             )
 
 
-class _ErrorLogger:
-    """librdkafka error callback; a fatal error (e.g. idempotence broken) stops producing."""
-
-    def __init__(self, stop: StopRequest) -> None:
-        self._stop = stop
-
-    def __call__(self, error: KafkaError) -> None:
-        if error.fatal():
-            log.error("fatal producer error, stopping: %s", error.str())
-            self._stop.event.set()
-        else:
-            log.warning("kafka: %s", error.str())
-
-
-def producer_config(
-    settings: Settings, failures: FailureCounter, stop: StopRequest
-) -> dict[str, Any]:
-    """The librdkafka configuration, callbacks included."""
-    return {
-        "bootstrap.servers": settings.bootstrap_servers,
-        "client.id": f"kafka-micro-producer-{settings.producer.resolved_id()}",
-        "on_delivery": failures,
-        "delivery.report.only.error": True,
-        "error_cb": _ErrorLogger(stop),
-        "logger": logging.getLogger("librdkafka"),
-        **settings.producer.librdkafka_properties(),
-    }
-
-
 class _Reporter:
     """Writes the periodic throughput line."""
 
@@ -123,12 +94,10 @@ def run_producer(settings: Settings, limits: ProduceLimits, stop: StopRequest) -
     """Produce until a limit or a stop signal, flush within the bound; return the exit code."""
     options = settings.producer
     failures = FailureCounter()
-    try:
-        producer = Producer(producer_config(settings, failures, stop))
-    except (KafkaException, TypeError) as error:
-        # TypeError: a property of the Python client itself (e.g. delivery.report.only.error)
-        # given with the wrong type.
-        raise librdkafka_config_error(error) from None
+    errors = ClientErrors("producer", stop)
+    producer = create_client(
+        Producer, client_config(settings, "producer", errors, on_delivery=failures)
+    )
     producer_id = options.resolved_id()
     pack = value_packer(producer_id, options.message_size)
     message_bytes = len(pack(0, 0))
@@ -152,7 +121,8 @@ def run_producer(settings: Settings, limits: ProduceLimits, stop: StopRequest) -
     )
     if stop.signal_name:
         log.info("received %s: stopping after %d messages", stop.signal_name, sent)
-    return _finish(producer, failures, sent, queue_full, options.flush_timeout_s)
+    code = _finish(producer, failures, sent, queue_full, options.flush_timeout_s)
+    return 1 if errors.fatal else code
 
 
 def _describe_limits(limits: ProduceLimits) -> str:

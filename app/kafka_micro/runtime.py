@@ -1,4 +1,4 @@
-"""Process plumbing shared by the subcommands: stop signals, logging, librdkafka errors."""
+"""Process plumbing shared by the subcommands: stop signals and logging."""
 
 from __future__ import annotations
 
@@ -9,10 +9,6 @@ import sys
 import threading
 from types import FrameType
 from typing import Final
-
-from confluent_kafka import KafkaError
-
-from kafka_micro.settings import ConfigError
 
 _JOURNALD_PRIORITY: Final = {
     logging.DEBUG: "<7>",
@@ -72,9 +68,3 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-
-
-def librdkafka_config_error(error: Exception) -> ConfigError:
-    """Turn librdkafka's refusal of a property into the same error as any bad setting."""
-    detail = error.args[0].str() if error.args and isinstance(error.args[0], KafkaError) else error
-    return ConfigError(f"invalid librdkafka configuration: {detail}")

@@ -10,6 +10,7 @@ from confluent_kafka.admin import AdminClient
 # confluent_kafka.admin re-exports these without declaring them; import them from the source.
 from confluent_kafka.cimpl import NewPartitions, NewTopic
 
+from kafka_micro.clients import ClientErrors, client_config, create_client
 from kafka_micro.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -19,9 +20,7 @@ _TIMEOUT_S = 30.0
 
 def ensure_topic(settings: Settings, partitions: int, replication_factor: int) -> str:
     """Create the topic or add partitions; never removes any. Returns what was done."""
-    admin = AdminClient(
-        {"bootstrap.servers": settings.bootstrap_servers}, logger=logging.getLogger("librdkafka")
-    )
+    admin = create_client(AdminClient, client_config(settings, "admin", ClientErrors("admin")))
     topic = settings.topic
     future = admin.create_topics(
         [NewTopic(topic, num_partitions=partitions, replication_factor=replication_factor)],

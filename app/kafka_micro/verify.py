@@ -6,12 +6,12 @@ import json
 import logging
 import re
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Final
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from kafka_micro.clients import ClientErrors, client_config, create_client
 from kafka_micro.message import MalformedMessageError, decode
 from kafka_micro.settings import ConfigError, Settings
 
@@ -143,15 +143,7 @@ class VerifyReport:
 
 def run_verify(settings: Settings, idle_timeout_s: float) -> VerifyReport:
     """Read every partition from its start to its end offset as of now."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": f"kafka-micro-verify-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "logger": logging.getLogger("librdkafka"),
-        }
-    )
+    consumer = create_client(Consumer, client_config(settings, "verify", ClientErrors("verify")))
     try:
         return _TopicReader(consumer, settings.topic).read(idle_timeout_s)
     finally:

@@ -11,22 +11,20 @@ import confluent_kafka
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from kafka_micro.settings import load_settings
+from kafka_micro.clients import ClientErrors, client_config
+from kafka_micro.settings import settings_from
 
 pytestmark = pytest.mark.integration
 
 
 def consumer_for(app, **extra) -> Consumer:
-    settings = load_settings(
-        overrides={"bootstrap_servers": app.bootstrap, "consumer": {"group_id": app.group}}
-    )
-    return Consumer(
+    settings = settings_from(
         {
-            "bootstrap.servers": app.bootstrap,
-            **settings.consumer.librdkafka_properties(),
-            **extra,
+            "bootstrap_servers": app.bootstrap,
+            "consumer": {"group_id": app.group, "librdkafka": extra},
         }
     )
+    return Consumer(client_config(settings, "consumer", ClientErrors("consumer")))
 
 
 def test_pinned_client_version():

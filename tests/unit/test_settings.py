@@ -277,6 +277,23 @@ def test_effective_config_is_valid_toml_that_reads_back(tmp_path, monkeypatch):
     assert isinstance(reread, Settings)
 
 
+def test_secrets_of_the_top_level_librdkafka_table_are_redacted_too(tmp_path, capsys):
+    path = write(
+        tmp_path,
+        '[librdkafka]\n"security.protocol" = "sasl_ssl"\n"sasl.password" = "hunter2"\n'
+        '"ssl.key.password" = "swordfish"\n',
+    )
+    assert main(["config", "--config", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "hunter2" not in text
+    assert "swordfish" not in text
+    assert '"sasl.password" = "<redacted>"' in text
+    assert '"security.protocol" = "sasl_ssl"' in text
+    assert main(["config", "--json", "--config", str(path)]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["librdkafka"]["ssl.key.password"] == "<redacted>"
+
+
 def test_cli_bad_config_exits_2_with_message_and_no_traceback(tmp_path, capsys):
     path = write(tmp_path, '[producer]\ncompression = "brotli"\n')
     assert main(["produce", "--config", str(path), "--count", "1"]) == 2

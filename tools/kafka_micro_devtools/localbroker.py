@@ -4,7 +4,6 @@ The broker is run through the archive's own ``bin/`` launchers (``kafka-storage`
 ``kafka-server-start``), so everything that starts here also proves those launchers work.
 """
 
-import logging
 import os
 import re
 import signal
@@ -19,6 +18,9 @@ from typing import Self
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
+
+from kafka_micro.clients import ClientErrors, client_config, create_client
+from kafka_micro.settings import settings_from
 
 CONFLUENT_VERSION = "8.0.3"
 """The Confluent Platform release whose layout archive/build reproduces: it names the tarball
@@ -278,10 +280,10 @@ class LocalBroker:
             if time.monotonic() > deadline:
                 raise self._start_error(f"did not open {self.bootstrap} within {timeout} s")
             time.sleep(0.2)
-        admin = AdminClient(
-            {"bootstrap.servers": self.bootstrap, "reconnect.backoff.max.ms": 500},
-            logger=logging.getLogger(__name__),
+        settings = settings_from(
+            {"bootstrap_servers": self.bootstrap, "librdkafka": {"reconnect.backoff.max.ms": 500}}
         )
+        admin = create_client(AdminClient, client_config(settings, "admin", ClientErrors("admin")))
         while True:
             self._check_alive()
             remaining = deadline - time.monotonic()

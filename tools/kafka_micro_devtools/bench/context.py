@@ -14,6 +14,9 @@ from confluent_kafka.admin import AdminClient
 # confluent_kafka.admin re-exports NewTopic without declaring it; import it from the source.
 from confluent_kafka.cimpl import NewTopic
 
+from kafka_micro.clients import ClientErrors, client_config, create_client
+from kafka_micro.settings import settings_from
+
 log = logging.getLogger(__name__)
 
 _ADMIN_TIMEOUT_S = 30.0
@@ -46,8 +49,9 @@ class BenchContext:
     @property
     def admin(self) -> AdminClient:
         if self._admin is None:
-            self._admin = AdminClient(
-                {"bootstrap.servers": self.bootstrap}, logger=logging.getLogger("librdkafka")
+            settings = settings_from({"bootstrap_servers": self.bootstrap})
+            self._admin = create_client(
+                AdminClient, client_config(settings, "admin", ClientErrors("admin"))
             )
         return self._admin
 

@@ -1,0 +1,110 @@
+"""The one place a librdkafka client's configuration is made, for every kind of client.
+
+Layers, each overriding the one before: what every client gets (brokers, client id, error
+callback, logger); the top-level ``librdkafka`` table (connection and security); the kind's own
+properties (the producer's and consumer's typed settings and their ``librdkafka`` tables, or
+what verify needs to read without a group).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
+
+from confluent_kafka import KafkaError, KafkaException, Message
+
+from kafka_micro.runtime import StopRequest
+from kafka_micro.settings import ConfigError, LibrdkafkaValue, Settings
+
+ClientKind = Literal["producer", "consumer", "admin", "verify"]
+DeliveryCallback = Callable[[KafkaError | None, Message], None]
+Client = TypeVar("Client")
+
+log = logging.getLogger(__name__)
+
+
+class ClientErrors:
+    """librdkafka's error callback: logs each error; a fatal one is remembered and stops the loop.
+
+    Fatal errors are those after which the client cannot go on, e.g. a producer whose
+    idempotence broke or a static member fenced by another with its instance id.
+    """
+
+    def __init__(self, kind: ClientKind, stop: StopRequest | None = None) -> None:
+        self._kind = kind
+        self._stop = stop
+        self.fatal = False
+
+    def __call__(self, error: KafkaError) -> None:
+        if error.fatal():
+            log.error("fatal %s error, stopping: %s", self._kind, error.str())
+            self.fatal = True
+            if self._stop is not None:
+                self._stop.event.set()
+        else:
+            log.warning("kafka: %s", error.str())
+
+
+def client_config(
+    settings: Settings,
+    kind: ClientKind,
+    errors: ClientErrors,
+    on_delivery: DeliveryCallback | None = None,
+) -> dict[str, Any]:
+    """The configuration of one client of ``kind``, callbacks included."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "client.id": f"kafka-micro-{kind}-{_client_name(settings, kind)}",
+        "error_cb": errors,
+        "logger": logging.getLogger("librdkafka"),
+        **settings.librdkafka,
+        **_kind_properties(settings, kind),
+    }
+    if on_delivery is not None:
+        config["on_delivery"] = on_delivery
+    return config
+
+
+def create_client(factory: Callable[[dict[str, Any]], Client], config: dict[str, Any]) -> Client:
+    """``factory(config)``; a property librdkafka refuses is a ConfigError like any bad setting."""
+    try:
+        return factory(config)
+    except (KafkaException, TypeError) as error:
+        # TypeError: a property of the Python client itself (e.g. delivery.report.only.error)
+        # given with the wrong type.
+        raise librdkafka_config_error(error) from None
+
+
+def librdkafka_config_error(error: Exception) -> ConfigError:
+    """Turn librdkafka's refusal of a property into the same error as any bad setting."""
+    detail = error.args[0].str() if error.args and isinstance(error.args[0], KafkaError) else error
+    return ConfigError(f"invalid librdkafka configuration: {detail}")
+
+
+def _client_name(settings: Settings, kind: ClientKind) -> str:
+    if kind == "producer":
+        return settings.producer.resolved_id()
+    if kind == "consumer" and settings.consumer.instance_id is not None:
+        return settings.consumer.instance_id
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _kind_properties(settings: Settings, kind: ClientKind) -> dict[str, LibrdkafkaValue]:
+    if kind == "producer":
+        # Failures only: spares a Python call per delivered message (see FailureCounter).
+        return {"delivery.report.only.error": True, **settings.producer.librdkafka_properties()}
+    if kind == "consumer":
+        return settings.consumer.librdkafka_properties()
+    if kind == "verify":
+        # A group of its own that never commits: verify assigns partitions and reads them
+        # without joining or disturbing the consumers' group.
+        return {
+            "group.id": f"kafka-micro-verify-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+        }
+    return {}

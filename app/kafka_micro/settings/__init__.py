@@ -1,0 +1,37 @@
+"""Settings: one schema (``schema``), loaded from a TOML file, environment variables and
+command-line options (``loading``), documented per setting (``docs``)."""
+
+from kafka_micro.settings.docs import FieldDoc, iter_field_docs
+from kafka_micro.settings.loading import (
+    load_settings,
+    read_config_file,
+    read_profile,
+    settings_from,
+)
+from kafka_micro.settings.schema import (
+    ENV_NESTED_DELIMITER,
+    ENV_PREFIX,
+    ConfigError,
+    ConsumerSettings,
+    LibrdkafkaValue,
+    ProducerSettings,
+    ProfileName,
+    Settings,
+)
+
+__all__ = [
+    "ENV_NESTED_DELIMITER",
+    "ENV_PREFIX",
+    "ConfigError",
+    "ConsumerSettings",
+    "FieldDoc",
+    "LibrdkafkaValue",
+    "ProducerSettings",
+    "ProfileName",
+    "Settings",
+    "iter_field_docs",
+    "load_settings",
+    "read_config_file",
+    "read_profile",
+    "settings_from",
+]
