@@ -8,7 +8,6 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -35,7 +34,6 @@ class AppProcess:
         self.popen = popen
         self.log_path = log_path
         self.record = record
-        self.started = time.monotonic()
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
@@ -47,15 +45,6 @@ class AppProcess:
             return None
         _count, partitions = matches[-1]
         return [int(p) for p in partitions.split(",") if p.strip()]
-
-    def times_of(self, text: str) -> list[float]:
-        """Epoch seconds of the log lines containing text (from their timestamps)."""
-        stamps = []
-        for line in self.log().splitlines():
-            if text in line:
-                stamp = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
-                stamps.append(stamp.timestamp())
-        return stamps
 
     def assignment_changes(self) -> int:
         return len(_OWNS.findall(self.log()))
@@ -118,14 +107,17 @@ class App:
             check=False,
         )
 
-    def start(self, name: str, *args: str, record=False, **settings: str) -> AppProcess:
+    def start(
+        self, name: str, *args: str, record=False, environ=None, **settings: str
+    ) -> AppProcess:
+        """Start ``kafka-micro ARGS``; ``environ`` adds variables other than settings."""
         log_path = self.work_dir / f"{name}.log"
         record_path = self.work_dir / f"{name}.records" if record else None
         extra = ["--record", str(record_path)] if record_path else []
         with log_path.open("ab") as log:
             popen = subprocess.Popen(
                 [sys.executable, "-m", "kafka_micro", *args, *extra],
-                env=self.env(**settings),
+                env={**self.env(**settings), **(environ or {})},
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

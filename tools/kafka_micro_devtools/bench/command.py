@@ -22,7 +22,7 @@ import confluent_kafka
 from kafka_micro.argtypes import positive_int
 from kafka_micro.runtime import configure_logging
 from kafka_micro.settings import ConfigError, ProfileName, Settings, load_settings
-from kafka_micro_devtools.bench import report, runner, sweep
+from kafka_micro_devtools.bench import groups, report, runner, sweep
 from kafka_micro_devtools.bench.context import BenchContext, BenchError
 from kafka_micro_devtools.bench.profile import (
     BenchProfile,
@@ -104,13 +104,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="run each throughput measurement N times, alternating ours and theirs; "
         "medians are compared (default 1)",
     )
-    bench.add_argument(
+    measurement = bench.add_mutually_exclusive_group()
+    measurement.add_argument(
         "--sweep",
         action="append",
         choices=sorted(sweep.SWEEPS),
         metavar="NAME",
         help=f"run a tuning sweep instead of the standard benchmark; repeatable; one of "
         f"{', '.join(sorted(sweep.SWEEPS))}",
+    )
+    measurement.add_argument(
+        "--group-protocols",
+        action="store_true",
+        help="instead of the standard benchmark, time how each consumer group protocol "
+        "(KIP-848 consumer, classic) balances six members, hands over on restarts and copes "
+        "with a stalled member; --repeats N rounds (docs/consumer-protocol.md)",
     )
     bench.add_argument(
         "--output-dir",
@@ -263,7 +271,11 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
             ctx.progress("broker %s; results in %s", broker.bootstrap, output_dir)
             notes = [] if broker.kafka_home else ["Kafka's tools not run: no ratios"]
             try:
-                if args.sweep:
+                if args.group_protocols:
+                    _group_protocols(
+                        ctx, repeats=args.repeats, profile=profile, output_dir=output_dir
+                    )
+                elif args.sweep:
                     _sweeps(
                         ctx,
                         args=args,
@@ -358,3 +370,16 @@ def _sweeps(
         )
         print(sweep.to_table(points))
         print(f"wrote {path}")
+
+
+def _group_protocols(
+    ctx: BenchContext, *, repeats: int, profile: BenchProfile, output_dir: Path
+) -> None:
+    timings = groups.measure(ctx, profile, repeats)
+    path = output_dir / "group-protocols.json"
+    path.write_text(
+        "[\n" + ",\n".join(timing.model_dump_json(indent=2) for timing in timings) + "\n]\n",
+        encoding="utf-8",
+    )
+    print(groups.to_table(timings))
+    print(f"wrote {path}")

@@ -27,7 +27,7 @@ _IDLE_S = 1.5
 _STALLED_S = 60.0
 
 
-class _Probe:
+class Probe:
     """One probe process; a thread keeps the last JSON line it printed."""
 
     def __init__(
@@ -141,7 +141,7 @@ def produce(
         ctx, profile, topic, producer={"id": name, "message_size": message_bytes, "rate": 0.0}
     )
     load = load_average()
-    probe = _Probe(ctx, name, settings, "produce", "--count", str(count))
+    probe = Probe(ctx, name, settings, "produce", "--count", str(count))
     try:
         result = probe.wait(_PRODUCE_TIMEOUT_S)
     finally:
@@ -170,7 +170,7 @@ def drain(
     """
     group = ctx.unique_name(f"drain{instances}")
     settings = settings_tree(ctx, profile, topic, consumer={"group_id": group})
-    probes = [_Probe(ctx, f"{group}-{n}", settings, "consume") for n in range(1, instances + 1)]
+    probes = [Probe(ctx, f"{group}-{n}", settings, "consume") for n in range(1, instances + 1)]
     try:
         ctx.wait_for_assignment(group, partitions, _ASSIGNMENT_TIMEOUT_S, members=instances)
         for probe in probes:
@@ -204,7 +204,7 @@ def drain(
     return throughput, [round(int(final["peak_rss_kb"]) / 1024, 1) for final in finals]
 
 
-def _wait_for_count(probes: list[_Probe], expected: int, what: str) -> None:
+def _wait_for_count(probes: list[Probe], expected: int, what: str) -> None:
     """Until the probes have handled ``expected`` messages together (or stopped moving)."""
     last_total = -1
     moved = time.monotonic()
@@ -245,7 +245,7 @@ def latency(
     group = ctx.unique_name("latency")
     name = f"{group}-consumer"
     latency_file = ctx.log_path(f"{name}.latency")
-    consumer = _Probe(
+    consumer = Probe(
         ctx,
         name,
         settings_tree(ctx, profile, topic, consumer={"group_id": group}),
@@ -263,7 +263,7 @@ def latency(
     try:
         ctx.wait_for_assignment(group, partitions, _ASSIGNMENT_TIMEOUT_S)
         load = load_average()
-        producer = _Probe(
+        producer = Probe(
             ctx, producer_name, settings, "produce", "--duration", str(duration_s + warmup_s)
         )
         try:
@@ -292,7 +292,7 @@ def latency(
     )
 
 
-def _wait_until_idle(probe: _Probe) -> None:
+def _wait_until_idle(probe: Probe) -> None:
     """Until the probe's message count has not changed for ``_IDLE_S``."""
     count = probe.messages()
     quiet_since = time.monotonic()
