@@ -23,6 +23,7 @@ from kafka_micro.processing import ConsumeStats, StatsProcessor
 from kafka_micro.producer import ProduceLimits, run_producer
 from kafka_micro.runtime import StopRequest, configure_logging
 from kafka_micro.settings import ConfigError, ProfileName, Settings, load_settings
+from kafka_micro.systemd import SystemdNotifier
 from kafka_micro.topic import ensure_topic
 from kafka_micro.verify import run_verify
 
@@ -144,7 +145,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 def _produce(settings: Settings, args: argparse.Namespace) -> int:
     stop = StopRequest()
     stop.install()
-    return run_producer(settings, ProduceLimits(args.count, args.duration), stop)
+    limits = ProduceLimits(args.count, args.duration)
+    return run_producer(settings, limits, stop, SystemdNotifier())
 
 
 def _consume(settings: Settings, args: argparse.Namespace) -> int:
@@ -155,7 +157,8 @@ def _consume(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if args.record is not None:
             record = args.record.open("a", encoding="utf-8")
-        return run_consumer(settings, StatsProcessor(stats, record), stats, stop)
+        process = StatsProcessor(stats, record)
+        return run_consumer(settings, process, stats, stop, SystemdNotifier())
     finally:
         if record is not None:
             record.close()

@@ -13,66 +13,28 @@ from __future__ import annotations
 import logging
 import time
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from kafka_micro.clients import ClientErrors, client_config, create_client
+from kafka_micro.membership import Membership, Readiness, commit_stored
 from kafka_micro.processing import BatchProcessor, ConsumeStats
 from kafka_micro.runtime import StopRequest
 from kafka_micro.settings import Settings
+from kafka_micro.systemd import SystemdNotifier
 
 log = logging.getLogger(__name__)
-
-
-def _commit_stored(consumer: Consumer, why: str) -> None:
-    """Synchronously commit the stored offsets; nothing stored is not an error."""
-    try:
-        consumer.commit(asynchronous=False)
-    except KafkaException as error:
-        kafka_error = error.args[0]
-        if isinstance(kafka_error, KafkaError) and kafka_error.code() == KafkaError._NO_OFFSET:
-            return
-        log.warning("commit on %s failed: %s", why, error)
-
-
-class Membership:
-    """Rebalance callbacks: tracks and logs the partitions this member owns."""
-
-    def __init__(self) -> None:
-        self.owned: set[int] = set()
-        self.changes = 0
-
-    def on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.owned.update(partition.partition for partition in partitions)
-        self._log("assigned", partitions)
-
-    def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        _commit_stored(consumer, "revoke")
-        self.owned.difference_update(partition.partition for partition in partitions)
-        self._log("revoked", partitions)
-
-    def on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Lost partitions may already belong to another member: committing would be wrong.
-        self.owned.difference_update(partition.partition for partition in partitions)
-        self._log("lost", partitions)
-
-    def _log(self, what: str, partitions: list[TopicPartition]) -> None:
-        self.changes += 1
-        log.info(
-            "partitions %s: %s; now owns %d partitions: %s",
-            what,
-            sorted(partition.partition for partition in partitions),
-            len(self.owned),
-            sorted(self.owned),
-        )
 
 
 class _Reporter:
     """Writes the periodic throughput line; reads lag from cached watermarks."""
 
-    def __init__(self, consumer: Consumer, topic: str, stats: ConsumeStats) -> None:
+    def __init__(
+        self, consumer: Consumer, topic: str, stats: ConsumeStats, notifier: SystemdNotifier
+    ) -> None:
         self._consumer = consumer
         self._topic = topic
         self._stats = stats
+        self._notifier = notifier
         self._last_time = time.monotonic()
         self._last_messages = 0
 
@@ -80,6 +42,7 @@ class _Reporter:
         stats = self._stats
         rate = (stats.messages - self._last_messages) / max(now - self._last_time, 1e-9)
         latency = stats.take_latency_percentiles()
+        lag = self._lag(owned)
         log.info(
             "consumed %d msgs (%.0f msg/s), batches %d (avg %.1f msgs), partitions %d, "
             "lag %s, e2e latency %s, malformed %d",
@@ -88,9 +51,12 @@ class _Reporter:
             stats.batches,
             stats.messages / stats.batches if stats.batches else 0.0,
             len(owned),
-            self._lag(owned),
+            lag,
             f"p50 {latency[0]:.1f} ms p99 {latency[1]:.1f} ms" if latency else "n/a",
             stats.malformed,
+        )
+        self._notifier.status(
+            f"consumed {stats.messages} msgs, {rate:.0f} msg/s, {len(owned)} partitions, lag {lag}"
         )
         self._last_time = now
         self._last_messages = stats.messages
@@ -114,13 +80,18 @@ class _Reporter:
 
 
 def run_consumer(
-    settings: Settings, process: BatchProcessor, stats: ConsumeStats, stop: StopRequest
+    settings: Settings,
+    process: BatchProcessor,
+    stats: ConsumeStats,
+    stop: StopRequest,
+    notifier: SystemdNotifier,
 ) -> int:
     """Consume until a stop signal; return the exit code."""
     options = settings.consumer
     errors = ClientErrors("consumer", stop)
     consumer = create_client(Consumer, client_config(settings, "consumer", errors))
-    membership = Membership()
+    readiness = Readiness(settings, consumer, notifier)
+    membership = Membership(readiness)
     consumer.subscribe(
         [settings.topic],
         on_assign=membership.on_assign,
@@ -136,7 +107,7 @@ def run_consumer(
         f"static {options.instance_id!r}" if options.instance_id else "dynamic",
         options.batch_size,
     )
-    reporter = _Reporter(consumer, settings.topic, stats)
+    reporter = _Reporter(consumer, settings.topic, stats, notifier)
     try:
         _consume_loop(
             settings=settings,
@@ -144,16 +115,19 @@ def run_consumer(
             process=process,
             stop=stop,
             membership=membership,
+            readiness=readiness,
             reporter=reporter,
         )
     except KafkaException as error:
+        notifier.stopping()
         log.error("consumer failed: %s", error)
         consumer.close()
         return 1
+    notifier.stopping()
     if stop.signal_name:
         log.info("received %s: batch finished, committing and leaving the group", stop.signal_name)
     reporter.report(membership.owned, time.monotonic())
-    _commit_stored(consumer, "stop")
+    commit_stored(consumer, "stop")
     consumer.close()
     log.info(
         "final: consumed %d msgs in %d batches, malformed %d",
@@ -171,8 +145,10 @@ def _consume_loop(
     process: BatchProcessor,
     stop: StopRequest,
     membership: Membership,
+    readiness: Readiness,
     reporter: _Reporter,
 ) -> None:
+    """The hot loop: one consume call, one pass over the batch (``process``), one store."""
     consume = consumer.consume
     topic = settings.topic
     batch_size = settings.consumer.batch_size
@@ -182,20 +158,12 @@ def _consume_loop(
     while not stop.is_set():
         messages = consume(batch_size, timeout)
         if messages:
-            next_offsets: dict[int, int] = {}
-            failed = False
-            for message in messages:
-                if message.error() is not None:
-                    failed = True
-                    continue
-                # An error-free message always has a partition and an offset.
-                next_offsets[message.partition()] = message.offset() + 1  # type: ignore[operator,index]
-            if failed:
-                messages = _without_errors(messages)
-            if messages:
-                process(messages)
+            next_offsets = process(messages)
+            if next_offsets:
                 _store(consumer, topic, next_offsets)
         now = time.monotonic()
+        if not readiness.ready:
+            readiness.check(now)
         if now >= next_report:
             reporter.report(membership.owned, now)
             next_report = now + report_every
@@ -213,19 +181,3 @@ def _store(consumer: Consumer, topic: str, next_offsets: dict[int, int]) -> None
     except KafkaException as error:
         # A partition revoked meanwhile: its new owner re-reads these, at least once.
         log.warning("could not store offsets %s: %s", next_offsets, error)
-
-
-def _without_errors(messages: list[Message]) -> list[Message]:
-    good = []
-    for message in messages:
-        error = message.error()
-        if error is None:
-            good.append(message)
-        elif error.fatal() or error.code() == KafkaError._FATAL:
-            # librdkafka reports some fatal errors only as a message error code, not fatal().
-            # E.g. a static member whose previous session still holds its instance id: only a
-            # new process can rejoin, so stop and let systemd restart us.
-            raise KafkaException(error)
-        elif error.code() != KafkaError._PARTITION_EOF:
-            log.warning("consume error on partition %s: %s", message.partition(), error.str())
-    return good

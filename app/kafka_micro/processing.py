@@ -1,4 +1,4 @@
-"""What the consumer does with a batch: decode, keep statistics, optionally record."""
+"""What the consumer does with a batch, in one pass: decode, keep statistics, optionally record."""
 
 from __future__ import annotations
 
@@ -7,14 +7,16 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from confluent_kafka import Message
+from confluent_kafka import KafkaError, KafkaException, Message
 
 from kafka_micro.message import MalformedMessageError, decode
 
 log = logging.getLogger(__name__)
 
-BatchProcessor = Callable[[list[Message]], None]
-"""Processes one batch; offsets are stored only after it returns."""
+BatchProcessor = Callable[[list[Message]], dict[int, int]]
+"""Processes one batch; returns the next offset of each partition in it, which the consumer
+stores only after the call returns (at-least-once). Error events in the batch are passed to
+``skip_error_event`` and neither processed nor stored."""
 
 # Log each malformed message up to this many, then one in every _MALFORMED_LOG_EVERY.
 _MALFORMED_LOGGED = 100
@@ -28,7 +30,6 @@ class ConsumeStats:
         self.messages = 0
         self.batches = 0
         self.malformed = 0
-        self.max_sequence: dict[bytes, int] = {}
         self.latency_samples_ms: list[float] = []
 
     def take_latency_percentiles(self) -> tuple[float, float] | None:
@@ -41,8 +42,22 @@ class ConsumeStats:
         return samples[round(last * 0.50)], samples[round(last * 0.99)]
 
 
+def skip_error_event(message: Message) -> None:
+    """An error event in a batch: log it, or raise KafkaException if the consumer must stop."""
+    error = message.error()
+    if error is None:
+        return
+    if error.fatal() or error.code() == KafkaError._FATAL:
+        # librdkafka reports some fatal errors only as a message error code, not fatal().
+        # E.g. a static member whose previous session still holds its instance id: only a
+        # new process can rejoin, so stop and let systemd restart us.
+        raise KafkaException(error)
+    if error.code() != KafkaError._PARTITION_EOF:
+        log.warning("consume error on partition %s: %s", message.partition(), error.str())
+
+
 class StatsProcessor:
-    """Decodes every message and tracks count, per-producer max sequence and latency.
+    """Decodes every message and tracks count, malformed messages and latency.
 
     Latency is sampled from the first and last message of each batch (one clock read
     per batch). With ``record``, appends ``PRODUCER SEQUENCE PARTITION OFFSET`` lines
@@ -53,29 +68,36 @@ class StatsProcessor:
         self.stats = stats
         self._record = record
 
-    def __call__(self, messages: list[Message]) -> None:
-        stats = self.stats
-        max_sequence = stats.max_sequence
+    def __call__(self, messages: list[Message]) -> dict[int, int]:
         lines: list[str] | None = [] if self._record is not None else None
+        next_offsets: dict[int, int] = {}
         first_sent = last_sent = 0
+        processed = 0
         for message in messages:
+            if message.error() is not None:
+                skip_error_event(message)
+                continue
+            processed += 1
+            partition = message.partition()
+            offset = message.offset()
+            # An error-free message always has a partition and an offset.
+            next_offsets[partition] = offset + 1  # type: ignore[index,operator]
             try:
                 producer_id, sequence, sent_ns = decode(message.value())
             except MalformedMessageError as error:
                 self._count_malformed(message, error)
                 continue
-            if sequence > max_sequence.get(producer_id, -1):
-                max_sequence[producer_id] = sequence
             if not first_sent:
                 first_sent = sent_ns
             last_sent = sent_ns
             if lines is not None:
                 lines.append(
-                    f"{producer_id.decode(errors='replace')} {sequence} "
-                    f"{message.partition()} {message.offset()}\n"
+                    f"{producer_id.decode(errors='replace')} {sequence} {partition} {offset}\n"
                 )
-        stats.messages += len(messages)
-        stats.batches += 1
+        stats = self.stats
+        if processed:
+            stats.messages += processed
+            stats.batches += 1
         if first_sent:
             now_ns = time.time_ns()
             stats.latency_samples_ms.append((now_ns - first_sent) / 1e6)
@@ -83,6 +105,7 @@ class StatsProcessor:
         if self._record is not None and lines:
             self._record.write("".join(lines))
             self._record.flush()
+        return next_offsets
 
     def _count_malformed(self, message: Message, error: MalformedMessageError) -> None:
         self.stats.malformed += 1

@@ -14,6 +14,7 @@ from kafka_micro.clients import ClientErrors, client_config, create_client
 from kafka_micro.message import value_packer
 from kafka_micro.runtime import StopRequest
 from kafka_micro.settings import Settings
+from kafka_micro.systemd import SystemdNotifier
 
 log = logging.getLogger(__name__)
 
@@ -60,20 +61,34 @@ class FailureCounter:
             )
 
 
-class _Reporter:
-    """Writes the periodic throughput line."""
+class _Progress:
+    """Writes the periodic throughput line; tells systemd when the producer works and how."""
 
-    def __init__(self, message_bytes: int, failures: FailureCounter, producer: Producer) -> None:
+    def __init__(
+        self,
+        message_bytes: int,
+        failures: FailureCounter,
+        producer: Producer,
+        notifier: SystemdNotifier,
+    ) -> None:
         self._message_bytes = message_bytes
         self._failures = failures
         self._producer = producer
+        self._notifier = notifier
         self._last_time = time.monotonic()
         self._last_sent = 0
+        self.ready = False
+
+    def check_ready(self, sent: int) -> None:
+        """READY=1 once a message is delivered: the brokers took one, so producing works."""
+        if self._delivered(sent) > 0:
+            self.ready = True
+            self._notifier.ready()
+            log.info("first message delivered: ready")
 
     def report(self, sent: int, queue_full: int, now: float) -> None:
         elapsed = max(now - self._last_time, 1e-9)
         rate = (sent - self._last_sent) / elapsed
-        failed = self._failures.failed
         in_queue = len(self._producer)
         log.info(
             "produced %d msgs (%.0f msg/s, %.2f MB/s), delivered %d, failed %d, in-queue %d, "
@@ -81,16 +96,23 @@ class _Reporter:
             sent,
             rate,
             rate * self._message_bytes / 1e6,
-            sent - failed - in_queue,
-            failed,
+            self._delivered(sent),
+            self._failures.failed,
             in_queue,
             queue_full,
         )
+        self._notifier.status(f"produced {sent} msgs, {rate:.0f} msg/s")
         self._last_time = now
         self._last_sent = sent
 
+    def _delivered(self, sent: int) -> int:
+        """Messages neither failed nor still queued (see FailureCounter)."""
+        return sent - self._failures.failed - len(self._producer)
 
-def run_producer(settings: Settings, limits: ProduceLimits, stop: StopRequest) -> int:
+
+def run_producer(
+    settings: Settings, limits: ProduceLimits, stop: StopRequest, notifier: SystemdNotifier
+) -> int:
     """Produce until a limit or a stop signal, flush within the bound; return the exit code."""
     options = settings.producer
     failures = FailureCounter()
@@ -101,7 +123,7 @@ def run_producer(settings: Settings, limits: ProduceLimits, stop: StopRequest) -
     producer_id = options.resolved_id()
     pack = value_packer(producer_id, options.message_size)
     message_bytes = len(pack(0, 0))
-    reporter = _Reporter(message_bytes, failures, producer)
+    progress = _Progress(message_bytes, failures, producer, notifier)
     log.info(
         "producing to %s on %s as %r: %d-byte messages, rate %s, %s",
         settings.topic,
@@ -117,8 +139,9 @@ def run_producer(settings: Settings, limits: ProduceLimits, stop: StopRequest) -
         stop=stop,
         producer=producer,
         pack=pack,
-        reporter=reporter,
+        progress=progress,
     )
+    notifier.stopping()
     if stop.signal_name:
         log.info("received %s: stopping after %d messages", stop.signal_name, sent)
     code = _finish(producer, failures, sent, queue_full, options.flush_timeout_s)
@@ -140,7 +163,7 @@ def _produce_loop(
     stop: StopRequest,
     producer: Producer,
     pack: Callable[[int, int], bytes],
-    reporter: _Reporter,
+    progress: _Progress,
 ) -> tuple[int, int]:
     """The hot loop: per message only pack, clock read and produce; the rest per chunk.
 
@@ -176,9 +199,11 @@ def _produce_loop(
                 continue
             sequence += 1
         poll(0)
+        if not progress.ready:
+            progress.check_ready(sequence)
         now = time.monotonic()
         if now >= next_report:
-            reporter.report(sequence, queue_full, now)
+            progress.report(sequence, queue_full, now)
             next_report = now + report_every
         if now >= deadline:
             break

@@ -26,10 +26,11 @@ from confluent_kafka import Message
 
 from kafka_micro.consumer import run_consumer
 from kafka_micro.message import MalformedMessageError, decode
-from kafka_micro.processing import ConsumeStats, StatsProcessor
+from kafka_micro.processing import ConsumeStats, StatsProcessor, skip_error_event
 from kafka_micro.producer import ProduceLimits, run_producer
 from kafka_micro.runtime import StopRequest, configure_logging
 from kafka_micro.settings import ConfigError, Settings, load_settings
+from kafka_micro.systemd import SystemdNotifier
 from kafka_micro_devtools.bench.latencyfile import write_latency_file
 
 _STATUS_INTERVAL_S = 0.1
@@ -71,9 +72,10 @@ class TimedStatsProcessor:
         self.times = times
         self._process = StatsProcessor(times.stats)
 
-    def __call__(self, messages: list[Message]) -> None:
-        self._process(messages)
+    def __call__(self, messages: list[Message]) -> dict[int, int]:
+        next_offsets = self._process(messages)
         self.times.batch_done(len(messages), time.time_ns())
+        return next_offsets
 
 
 class LatencyRecorder:
@@ -89,11 +91,18 @@ class LatencyRecorder:
         self.sent_ns = array("q")
         self.batches = array("q")
 
-    def __call__(self, messages: list[Message]) -> None:
+    def __call__(self, messages: list[Message]) -> dict[int, int]:
         received_ns = time.time_ns()
         keep = self.sent_ns.append
-        kept = 0
+        next_offsets: dict[int, int] = {}
+        processed = kept = 0
         for message in messages:
+            if message.error() is not None:
+                skip_error_event(message)
+                continue
+            processed += 1
+            # An error-free message always has a partition and an offset.
+            next_offsets[message.partition()] = message.offset() + 1  # type: ignore[index,operator]
             try:
                 _producer, _sequence, sent_ns = decode(message.value())
             except MalformedMessageError:
@@ -104,10 +113,11 @@ class LatencyRecorder:
         self.batches.append(kept)
         times = self.times
         stats = times.stats
-        stats.messages += len(messages)
+        stats.messages += processed
         stats.batches += 1
-        stats.malformed += len(messages) - kept
+        stats.malformed += processed - kept
         times.batch_done(len(messages), received_ns)
+        return next_offsets
 
     def save(self, path: Path) -> None:
         write_latency_file(path, self.batches, self.sent_ns)
@@ -140,7 +150,8 @@ def _produce(settings: Settings, args: argparse.Namespace) -> int:
     stop.install()
     started_ns = time.time_ns()
     started = time.perf_counter()
-    code = run_producer(settings, ProduceLimits(args.count, args.duration), stop)
+    limits = ProduceLimits(args.count, args.duration)
+    code = run_producer(settings, limits, stop, SystemdNotifier())
     _print_json(
         {
             "exit_code": code,
@@ -163,7 +174,8 @@ def _consume(settings: Settings, args: argparse.Namespace) -> int:
     _print_json(times.status())
     reporter.start()
     try:
-        code = run_consumer(settings, recorder or TimedStatsProcessor(times), stats, stop)
+        process = recorder or TimedStatsProcessor(times)
+        code = run_consumer(settings, process, stats, stop, SystemdNotifier())
     finally:
         finished.set()
         reporter.join()

@@ -1,0 +1,118 @@
+"""This member's place in its consumer group: the partitions it owns, and when it is ready."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Final
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from kafka_micro.clients import ClientErrors, client_config, create_client
+from kafka_micro.settings import Settings
+from kafka_micro.systemd import SystemdNotifier
+
+log = logging.getLogger(__name__)
+
+# Until ready, how often the broker is asked whether this member has joined with no partitions.
+_JOIN_CHECK_INTERVAL_S: Final = 1.0
+_DESCRIBE_TIMEOUT_S: Final = 2.0
+
+
+def commit_stored(consumer: Consumer, why: str) -> None:
+    """Synchronously commit the stored offsets; nothing stored is not an error."""
+    try:
+        consumer.commit(asynchronous=False)
+    except KafkaException as error:
+        kafka_error = error.args[0]
+        if isinstance(kafka_error, KafkaError) and kafka_error.code() == KafkaError._NO_OFFSET:
+            return
+        log.warning("commit on %s failed: %s", why, error)
+
+
+class Readiness:
+    """Sends READY=1 to systemd once this member is in the group.
+
+    That is its first assignment, as a rule. But under KIP-848 (``group_protocol='consumer'``)
+    librdkafka calls no assignment callback for a member whose assignment is empty (more members
+    than partitions), so until the first assignment the broker is asked, once a second, for the
+    group's members: listed there with no partitions, this member is a ready stand-by.
+    """
+
+    def __init__(self, settings: Settings, consumer: Consumer, notifier: SystemdNotifier) -> None:
+        self._settings = settings
+        self._consumer = consumer
+        self._notifier = notifier
+        self._admin: AdminClient | None = None
+        self._next_check = time.monotonic() + _JOIN_CHECK_INTERVAL_S
+        self.ready = False
+
+    def assigned(self, owned: int) -> None:
+        if not self.ready:
+            self._become_ready(f"owns {owned} partitions")
+
+    def check(self, now: float) -> None:
+        """Call until ready; asks the broker at most once per interval."""
+        if now < self._next_check:
+            return
+        self._next_check = now + _JOIN_CHECK_INTERVAL_S
+        if self._joined_without_partitions():
+            self._become_ready("in the group with no partitions (more members than partitions)")
+
+    def _joined_without_partitions(self) -> bool:
+        group = self._settings.consumer.group_id
+        if self._admin is None:
+            config = client_config(self._settings, "admin", ClientErrors("admin"))
+            self._admin = create_client(AdminClient, config)
+        try:
+            description = self._admin.describe_consumer_groups(
+                [group], request_timeout=_DESCRIBE_TIMEOUT_S
+            )[group].result()
+        except KafkaException as error:
+            log.debug("group %s not describable yet: %s", group, error)
+            return False
+        member_id = self._consumer.memberid()
+        return any(
+            member.member_id == member_id
+            and (member.assignment is None or not member.assignment.topic_partitions)
+            for member in description.members
+        )
+
+    def _become_ready(self, why: str) -> None:
+        self.ready = True
+        self._admin = None
+        log.info("ready: %s", why)
+        self._notifier.ready()
+
+
+class Membership:
+    """Rebalance callbacks: tracks and logs the partitions this member owns."""
+
+    def __init__(self, readiness: Readiness) -> None:
+        self.owned: set[int] = set()
+        self._readiness = readiness
+
+    def on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.owned.update(partition.partition for partition in partitions)
+        self._log("assigned", partitions)
+        self._readiness.assigned(len(self.owned))
+
+    def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        commit_stored(consumer, "revoke")
+        self.owned.difference_update(partition.partition for partition in partitions)
+        self._log("revoked", partitions)
+
+    def on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Lost partitions may already belong to another member: committing would be wrong.
+        self.owned.difference_update(partition.partition for partition in partitions)
+        self._log("lost", partitions)
+
+    def _log(self, what: str, partitions: list[TopicPartition]) -> None:
+        log.info(
+            "partitions %s: %s; now owns %d partitions: %s",
+            what,
+            sorted(partition.partition for partition in partitions),
+            len(self.owned),
+            sorted(self.owned),
+        )
