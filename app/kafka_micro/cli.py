@@ -35,8 +35,13 @@ log = logging.getLogger("kafka_micro")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser; every subcommand has --help."""
-    common = argparse.ArgumentParser(add_help=False)
+    """The argument parser; every subcommand has --help.
+
+    The common options are accepted before and after the subcommand, as in git. Their
+    defaults are SUPPRESS: an option not given leaves no attribute, so the subcommand's parser
+    cannot reset a value given before it, and one given after the subcommand wins.
+    """
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     common.add_argument(
         "--config",
         type=Path,
@@ -54,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="kafka-micro",
+        parents=[common],
         description="Throughput-tuned Kafka producer, batch consumer and loss checker.",
         epilog="Settings: see `kafka-micro config --describe`. "
         "Exit codes: 0 ok, 1 messages failed/missing, 2 bad configuration, 3 incomplete.",
@@ -198,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; returns the process exit code."""
     args = build_parser().parse_args(argv)
     try:
-        settings = load_settings(args.config, _overrides(args))
+        settings = load_settings(getattr(args, "config", None), _overrides(args))
     except ConfigError as error:
         print(f"kafka-micro: error: {error}", file=sys.stderr)
         return EXIT_USAGE
