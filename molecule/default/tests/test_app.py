@@ -190,7 +190,7 @@ def test_app_is_installed_from_the_hashed_wheelhouse(host):
         os.path.basename(venv.linked_to)
     ]
     check = host.run(
-        f"runuser -u {SERVICE_USER} -- {INSTALL_DIR}/venv/bin/kafka-micro config --config {CONFIG}"
+        f"runuser -u {SERVICE_USER} -- {INSTALL_DIR}/venv/bin/kafka-micro --config {CONFIG} config"
     )
     assert check.rc == 0, check.stderr
 

@@ -26,7 +26,7 @@ def to_table(results: BenchResults) -> str:
     profile = results.profile
     producer, consumer = profile["producer"], profile["consumer"]
     lines = [
-        f"kafka-micro bench, {results.started_at}, {results.machine.get('cpus')} CPUs, "
+        f"kafka-micro-bench, {results.started_at}, {results.machine.get('cpus')} CPUs, "
         f"load average {results.load_average_start} at start, "
         f"{results.load_average_end} at end{' (quick)' if results.quick else ''}",
         f"profile {profile['name']}: compression {producer['compression']}, "
@@ -112,7 +112,7 @@ def plot(results: BenchResults, path: Path) -> None:
     latency_axes.legend()
 
     figure.suptitle(
-        f"kafka-micro bench {results.started_at} (load average at start "
+        f"kafka-micro-bench {results.started_at} (load average at start "
         f"{results.load_average_start[0]:.1f})"
     )
     figure.tight_layout()
