@@ -83,8 +83,9 @@ class _Progress:
         """READY=1 once a message is delivered: the brokers took one, so producing works."""
         if self._delivered(sent) > 0:
             self.ready = True
-            self._notifier.ready()
+            # Logged first, so that the journal shows why before systemd acts on READY=1.
             log.info("first message delivered: ready")
+            self._notifier.ready()
 
     def report(self, sent: int, queue_full: int, now: float) -> None:
         elapsed = max(now - self._last_time, 1e-9)
