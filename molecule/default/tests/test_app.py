@@ -15,6 +15,17 @@ import tomllib
 import pytest
 import testinfra
 import testinfra.utils.ansible_runner
+from groupstate import (
+    GROUP,
+    INSTANCES,
+    PARTITIONS,
+    SETTLE_TIMEOUT_S,
+    TOPIC,
+    bootstrap,
+    members,
+    offsets,
+    wait_for_balanced_group,
+)
 from siteplay import run_site, start_site
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
@@ -22,10 +33,6 @@ RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
 APP_HOSTS = RUNNER.get_hosts("kafka_app")
 testinfra_hosts = APP_HOSTS
 
-INSTANCES = 6
-PARTITIONS = 24
-TOPIC = "test-topic"
-GROUP = "kafka-micro"
 SERVICE_USER = "kafka-micro"
 PRODUCER = "kafka-producer.service"
 TARGET = "kafka-consumers.target"
@@ -33,10 +40,6 @@ CONSUMERS = [f"kafka-consumer@{number}.service" for number in range(1, INSTANCES
 UNITS = [PRODUCER, *CONSUMERS]
 CONFIG = "/etc/kafka-micro/kafka-micro.toml"
 INSTALL_DIR = "/opt/kafka-micro"
-KAFKA_BIN = "/opt/confluent/current/bin"
-ADMIN = "--command-config /etc/kafka/admin-client.properties"
-# Bounds for a loaded 2-core machine, not expectations.
-SETTLE_TIMEOUT_S = 180
 # Longer than the consumers' auto commit interval (5 s), so committed offsets must move.
 SAMPLE_GAP_S = 8
 
@@ -48,10 +51,6 @@ def broker():
     return testinfra.get_host(f"ansible://{name}", ansible_inventory=INVENTORY)
 
 
-def bootstrap(broker):
-    return f"{broker.backend.get_hostname()}:9092"
-
-
 def main_pid(host, unit):
     return int(host.check_output(f"systemctl show --property=MainPID --value {unit}"))
 
@@ -59,42 +58,6 @@ def main_pid(host, unit):
 def show(host, unit, *properties):
     output = host.check_output(f"systemctl show --property={','.join(properties)} {unit}")
     return dict(line.split("=", 1) for line in output.splitlines())
-
-
-def consumer_groups(broker, *options):
-    command = f"{KAFKA_BIN}/kafka-consumer-groups --bootstrap-server {bootstrap(broker)} {ADMIN} "
-    result = broker.run(command + f"--describe --group {GROUP} " + " ".join(options))
-    assert result.rc == 0, result.stderr[-2000:]
-    return [line.split() for line in result.stdout.splitlines() if line.startswith(f"{GROUP} ")]
-
-
-def members(broker):
-    """{group.instance.id: partition count}, from --describe --members."""
-    return {row[2]: int(row[5]) for row in consumer_groups(broker, "--members")}
-
-
-def offsets(broker):
-    """{partition: (committed offset or None, log end offset)} of the topic."""
-    found = {}
-    for row in consumer_groups(broker):
-        if row[1] == TOPIC:
-            committed = None if row[3] == "-" else int(row[3])
-            found[int(row[2])] = (committed, int(row[4]))
-    return found
-
-
-def wait_for_balanced_group(broker):
-    """Members once every app host's instances each own an equal share of the partitions."""
-    expected_ids = {f"{name}-{number}" for name in APP_HOSTS for number in range(1, INSTANCES + 1)}
-    share = PARTITIONS // len(expected_ids)
-    deadline = time.monotonic() + SETTLE_TIMEOUT_S
-    while True:
-        found = members(broker)
-        if set(found) == expected_ids and set(found.values()) == {share}:
-            return found
-        if time.monotonic() > deadline:
-            pytest.fail(f"group {GROUP} did not settle in {SETTLE_TIMEOUT_S} s: {found}")
-        time.sleep(3)
 
 
 def journal_of_current_run(host, unit):
@@ -196,7 +159,7 @@ def test_app_is_installed_from_the_hashed_wheelhouse(host):
 
 
 def test_consumers_are_static_members_owning_an_equal_share(host, broker):
-    found = wait_for_balanced_group(broker)
+    found = wait_for_balanced_group(broker, APP_HOSTS)
     name = host.backend.get_hostname()
     share = PARTITIONS // len(found)
     expected = {f"{name}-{number}": share for number in range(1, INSTANCES + 1)}
@@ -292,7 +255,7 @@ def test_units_tell_systemd_when_they_are_ready(host):
 def test_a_consumer_restart_returns_once_the_consumer_owns_its_partitions(host, broker):
     unit = CONSUMERS[1]
     member = f"{host.backend.get_hostname()}-2"
-    wait_for_balanced_group(broker)
+    wait_for_balanced_group(broker, APP_HOSTS)
     host.check_output(f"systemctl restart {unit}")
     # Read at once: systemd returned only after the new process reported ready.
     assert members(broker).get(member) == PARTITIONS // (INSTANCES * len(APP_HOSTS))
@@ -308,7 +271,7 @@ def test_restarting_the_target_restarts_every_consumer(host, broker):
     after = {unit: main_pid(host, unit) for unit in CONSUMERS}
     assert all(after[unit] not in (0, before[unit]) for unit in CONSUMERS), (before, after)
     assert main_pid(host, PRODUCER) == producer_before
-    wait_for_balanced_group(broker)
+    wait_for_balanced_group(broker, APP_HOSTS)
 
 
 def test_a_restarted_consumer_resumes_from_its_committed_offsets(host, broker):

@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 import testinfra.utils.ansible_runner
+from javaruntime import assert_runs_the_releases_java
 from siteplay import run_site
 
 testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(
@@ -60,6 +61,10 @@ def test_service_is_enabled_and_running(host):
     service = host.service(UNIT)
     assert service.is_enabled
     assert service.is_running
+
+
+def test_server_runs_the_java_of_the_hosts_debian_release(host):
+    assert_runs_the_releases_java(host, main_pid(host))
 
 
 def test_unit_and_config_are_marked_as_managed(host):

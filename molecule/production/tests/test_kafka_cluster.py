@@ -98,7 +98,7 @@ def test_rolling_restart_keeps_acks_all_writes_flowing(hosts):
     )
     assert result.returncode == 0, result.stdout[-4000:]
     # One node at a time: each restart is followed by its health wait before the next restart.
-    steps = re.findall(r"(Restart Kafka on|node) (kafka-micro-cluster-\d)\]", result.stdout)
+    steps = re.findall(r"(Restart Kafka on|node) (production-kafka-\d)\]", result.stdout)
     restarts = [node for kind, node in steps if kind == "Restart Kafka on"]
     assert sorted(restarts) == sorted(NODES)
     for node in restarts:
