@@ -48,8 +48,9 @@ def consumer_group_report(members_output: str, offsets_output: str, group: str) 
             share.lag += lag_count
         table.append(f"  {topic + ':' + partition:<16} {committed:>10} {end:>10} {lag:>8}  {owner}")
     owned = sum(share.partitions for share in shares.values())
+    hosts = f"{len(shares)} host" + ("" if len(shares) == 1 else "s")
     lines = [
-        f"Consumer group {group}: {len(instance_of)} members on {len(shares)} hosts, "
+        f"Consumer group {group}: {len(instance_of)} members on {hosts}, "
         f"{owned} of {len(partition_rows)} partitions owned, total lag {total_lag:,}"
     ]
     lines += [
