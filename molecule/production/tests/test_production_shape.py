@@ -12,6 +12,7 @@ import testinfra
 import testinfra.utils.ansible_runner
 from groupstate import (
     ADMIN,
+    INSTANCES,
     KAFKA_BIN,
     PARTITIONS,
     SETTLE_TIMEOUT_S,
@@ -55,6 +56,16 @@ def test_every_node_runs_the_java_of_its_release(name):
     node = testinfra.get_host(f"ansible://{name}", ansible_inventory=INVENTORY)
     pid = int(node.check_output("systemctl show --property=MainPID --value confluent-kafka"))
     assert_runs_the_releases_java(node, pid)
+
+
+@pytest.mark.parametrize("name", APP_HOSTS)
+def test_every_app_host_runs_its_producer_and_six_consumers(name):
+    app_host = testinfra.get_host(f"ansible://{name}", ansible_inventory=INVENTORY)
+    units = ["kafka-producer.service"] + [
+        f"kafka-consumer@{number}.service" for number in range(1, INSTANCES + 1)
+    ]
+    states = app_host.check_output(f"systemctl is-active {' '.join(units)}").split()
+    assert states == ["active"] * len(units)
 
 
 def test_twelve_members_from_both_app_hosts_own_two_partitions_each(broker):
