@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 import testinfra.utils.ansible_runner
-from javaruntime import assert_runs_the_releases_java
+from kafkanode import assert_runs_the_releases_java, listening_tcp_ports
 from siteplay import run_site
 
 testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(
@@ -133,6 +133,12 @@ def test_broker_answers_metadata_requests(host):
     )
     assert "Metadata(3)" in versions
     wait_for_broker(host)
+
+
+def test_nothing_but_kafka_listens(host):
+    """The JVM opens the client and controller ports, and no JMX or RMI port."""
+    wait_for_broker(host)
+    assert listening_tcp_ports(host) == {9092, 9093}
 
 
 HARDENING = {

@@ -22,7 +22,7 @@ from groupstate import (
     offsets,
     wait_for_balanced_group,
 )
-from javaruntime import assert_runs_the_releases_java
+from kafkanode import assert_runs_the_releases_java, listening_tcp_ports
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
@@ -52,10 +52,19 @@ def test_the_inventory_has_the_production_shape():
 
 
 @pytest.mark.parametrize("name", KAFKA_HOSTS)
-def test_every_node_runs_the_java_of_its_release(name):
+def test_every_node_runs_the_java_of_its_release_and_opens_only_kafka_ports(name):
     node = testinfra.get_host(f"ansible://{name}", ansible_inventory=INVENTORY)
     pid = int(node.check_output("systemctl show --property=MainPID --value confluent-kafka"))
     assert_runs_the_releases_java(node, pid)
+    assert listening_tcp_ports(node) == {9092, 9093}
+
+
+@pytest.mark.parametrize("name", APP_HOSTS)
+def test_app_hosts_listen_on_no_port(name):
+    assert (
+        listening_tcp_ports(testinfra.get_host(f"ansible://{name}", ansible_inventory=INVENTORY))
+        == set()
+    )
 
 
 @pytest.mark.parametrize("name", APP_HOSTS)

@@ -1,4 +1,4 @@
-"""Which Java a Kafka process runs, against the one its host's Debian release ships."""
+"""A Kafka node as the tests see it: the Java of its Debian release, the ports it listens on."""
 
 # Debian 12 ships Java 17 and 21 is not in it; Debian 13 ships 21 and no 17.
 JAVA_OF_RELEASE = {"12": "17", "13": "21"}
@@ -20,3 +20,17 @@ def assert_runs_the_releases_java(host, pid):
     executable = host.check_output(f'readlink -f "$(command -v {command})"')
     release = debian_release(host)
     assert f"/java-{JAVA_OF_RELEASE[release]}-openjdk" in executable, (release, executable)
+
+
+# Docker's embedded DNS server listens in every container on a user-defined network.
+DOCKER_DNS = "127.0.0.11"
+
+
+def listening_tcp_ports(host):
+    """The TCP ports something listens on in the host's network namespace, Docker's DNS aside."""
+    addresses = [line.split()[3] for line in host.check_output("ss -ltnH").splitlines()]
+    return {
+        int(address.rsplit(":", 1)[1])
+        for address in addresses
+        if not address.startswith(f"{DOCKER_DNS}:")
+    }
