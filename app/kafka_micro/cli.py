@@ -1,7 +1,9 @@
 """The ``kafka-micro`` command line.
 
 Exit codes: 0 success; 1 messages failed, unflushed or missing; 2 bad configuration or
-usage; 3 verify or topic could not complete (e.g. brokers unreachable).
+usage; 3 could not complete: the brokers refused the credentials, their TLS certificate was not
+accepted, access was denied, or they were not reached within connect_timeout_s (every command),
+or verify or topic failed against them.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, TextIO, get_args
 from confluent_kafka import KafkaException
 
 from kafka_micro import config_output
+from kafka_micro.access import BrokerAccessError
 from kafka_micro.argtypes import positive_float, positive_int
 from kafka_micro.consumer import run_consumer
 from kafka_micro.processing import ConsumeStats, StatsProcessor
@@ -62,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         description="Throughput-tuned Kafka producer, batch consumer and loss checker.",
         epilog="Settings: see `kafka-micro config --describe`. "
-        "Exit codes: 0 ok, 1 messages failed/missing, 2 bad configuration, 3 incomplete.",
+        "Exit codes: 0 ok, 1 messages failed/missing, 2 bad configuration, 3 incomplete "
+        "(brokers not reached, credentials or certificate refused, access denied).",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -214,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         log.error("%s", error)
         return EXIT_USAGE
-    except KafkaException as error:
+    except (KafkaException, BrokerAccessError) as error:
         log.error("%s failed: %s", args.command, error)
         return EXIT_INCOMPLETE
     except KeyboardInterrupt:

@@ -17,8 +17,10 @@ from typing import Any, Literal, TypeVar
 
 from confluent_kafka import KafkaError, KafkaException, Message
 
+from kafka_micro.access import AccessWatch
 from kafka_micro.runtime import StopRequest
 from kafka_micro.settings import ConfigError, LibrdkafkaValue, Settings
+from kafka_micro.tls_probe import ClientSecurity
 
 ClientKind = Literal["producer", "consumer", "admin", "verify"]
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
@@ -31,13 +33,16 @@ class ClientErrors:
     """librdkafka's error callback: logs each error; a fatal one is remembered and stops the loop.
 
     Fatal errors are those after which the client cannot go on, e.g. a producer whose
-    idempotence broke or a static member fenced by another with its instance id.
+    idempotence broke or a static member fenced by another with its instance id. Errors that
+    mean the brokers cannot be used as configured (see ``access``) stop the loop too, their
+    cause kept in ``access``; the rest pass, the last one kept to explain a timeout.
     """
 
     def __init__(self, kind: ClientKind, stop: StopRequest | None = None) -> None:
         self._kind = kind
         self._stop = stop
         self.fatal = False
+        self.access = AccessWatch(on_failure=stop.event.set if stop is not None else None)
 
     def __call__(self, error: KafkaError) -> None:
         if error.fatal():
@@ -45,8 +50,14 @@ class ClientErrors:
             self.fatal = True
             if self._stop is not None:
                 self._stop.event.set()
-        else:
-            log.warning("kafka: %s", error.str())
+            return
+        if self._kind == "verify" and error.code() == KafkaError.GROUP_AUTHORIZATION_FAILED:
+            # verify reads without joining its throwaway group, but librdkafka still looks up
+            # the group's coordinator, which a principal with no rights on that group is refused.
+            log.debug("kafka: %s (verify needs no group)", error.str())
+            return
+        log.warning("kafka: %s", error.str())
+        self.access.saw(error)
 
 
 def client_config(
@@ -66,6 +77,7 @@ def client_config(
     }
     if on_delivery is not None:
         config["on_delivery"] = on_delivery
+    errors.access.security = ClientSecurity.of(config)
     return config
 
 

@@ -10,7 +10,10 @@ from typing import Any
 from kafka_micro.settings import ENV_NESTED_DELIMITER, ENV_PREFIX, Settings, iter_field_docs
 
 REDACTED = "<redacted>"
-_SECRET_PROPERTY = re.compile(r"password|secret|sasl\.oauthbearer\.config|\.pem$")
+# Passwords, passphrases and secrets, PEM strings (ssl.key.pem and the like: public
+# certificates are hidden too, rather than tell which PEM holds a key) and the OAUTHBEARER
+# configuration, which may carry a token; paths to key files are not secret.
+_SECRET_PROPERTY = re.compile(r"password|passphrase|secret|sasl\.oauthbearer\.config|\.pem$")
 
 
 def effective_settings(settings: Settings) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import time
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from kafka_micro.access import BrokerAccessError, ConnectDeadline
 from kafka_micro.clients import ClientErrors, client_config, create_client
 from kafka_micro.membership import Membership, Readiness, commit_stored
 from kafka_micro.processing import BatchProcessor, ConsumeStats
@@ -90,7 +91,10 @@ def run_consumer(
     options = settings.consumer
     errors = ClientErrors("consumer", stop)
     consumer = create_client(Consumer, client_config(settings, "consumer", errors))
-    readiness = Readiness(settings, consumer, notifier)
+    deadline = ConnectDeadline(
+        errors.access, settings.connect_timeout_s, f"not in group {options.group_id!r}"
+    )
+    readiness = Readiness(settings, consumer, notifier, deadline)
     membership = Membership(readiness)
     consumer.subscribe(
         [settings.topic],
@@ -108,6 +112,7 @@ def run_consumer(
         options.batch_size,
     )
     reporter = _Reporter(consumer, settings.topic, stats, notifier)
+    deadline.start()
     try:
         _consume_loop(
             settings=settings,
@@ -123,7 +128,17 @@ def run_consumer(
         log.error("consumer failed: %s", error)
         consumer.close()
         return 1
+    except BrokerAccessError:
+        notifier.stopping()
+        consumer.close()
+        raise
+    finally:
+        deadline.reached()
     notifier.stopping()
+    if errors.access.failure is not None:
+        # Nothing can be committed to brokers that cannot be used; close() still leaves the group.
+        consumer.close()
+        raise BrokerAccessError(errors.access.failure)
     if stop.signal_name:
         log.info("received %s: batch finished, committing and leaving the group", stop.signal_name)
     reporter.report(membership.owned, time.monotonic())

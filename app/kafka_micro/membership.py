@@ -9,6 +9,7 @@ from typing import Final
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from kafka_micro.access import ConnectDeadline
 from kafka_micro.clients import ClientErrors, client_config, create_client
 from kafka_micro.settings import Settings
 from kafka_micro.systemd import SystemdNotifier
@@ -32,7 +33,7 @@ def commit_stored(consumer: Consumer, why: str) -> None:
 
 
 class Readiness:
-    """Sends READY=1 to systemd once this member is in the group.
+    """Sends READY=1 to systemd once this member is in the group, which ends its connect deadline.
 
     That is its first assignment, as a rule. But under KIP-848 (``group_protocol='consumer'``)
     librdkafka calls no assignment callback for a member whose assignment is empty (more members
@@ -40,10 +41,17 @@ class Readiness:
     group's members: listed there with no partitions, this member is a ready stand-by.
     """
 
-    def __init__(self, settings: Settings, consumer: Consumer, notifier: SystemdNotifier) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        consumer: Consumer,
+        notifier: SystemdNotifier,
+        deadline: ConnectDeadline,
+    ) -> None:
         self._settings = settings
         self._consumer = consumer
         self._notifier = notifier
+        self._deadline = deadline
         self._admin: AdminClient | None = None
         self._next_check = time.monotonic() + _JOIN_CHECK_INTERVAL_S
         self.ready = False
@@ -81,6 +89,7 @@ class Readiness:
 
     def _become_ready(self, why: str) -> None:
         self.ready = True
+        self._deadline.reached()
         self._admin = None
         log.info("ready: %s", why)
         self._notifier.ready()

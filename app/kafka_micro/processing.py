@@ -9,6 +9,7 @@ from typing import TextIO
 
 from confluent_kafka import KafkaError, KafkaException, Message
 
+from kafka_micro.access import BrokerAccessError, denied
 from kafka_micro.message import MalformedMessageError, decode
 
 log = logging.getLogger(__name__)
@@ -43,10 +44,16 @@ class ConsumeStats:
 
 
 def skip_error_event(message: Message) -> None:
-    """An error event in a batch: log it, or raise KafkaException if the consumer must stop."""
+    """An error event in a batch: log it, or raise if the consumer must stop.
+
+    Raises KafkaException for a fatal error, BrokerAccessError for a denied topic or group.
+    """
     error = message.error()
     if error is None:
         return
+    cause = denied(error)
+    if cause is not None:
+        raise BrokerAccessError(cause)
     if error.fatal() or error.code() == KafkaError._FATAL:
         # librdkafka reports some fatal errors only as a message error code, not fatal().
         # E.g. a static member whose previous session still holds its instance id: only a

@@ -8,8 +8,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from kafka_micro.access import (
+    AccessWatch,
+    BrokerAccessError,
+    ConnectDeadline,
+    denied,
+    raised_fatal,
+)
 from kafka_micro.clients import ClientErrors, client_config, create_client
 from kafka_micro.message import value_packer
 from kafka_micro.runtime import StopRequest
@@ -23,6 +30,8 @@ _BUFFER_FULL_POLL_S = 0.05
 # Rate limiting sleeps at most this often, so a low rate still sends evenly.
 _RATE_CHUNKS_PER_S = 100
 _LOGGED_FAILURES = 10
+# The final flush looks this often whether the brokers proved unusable meanwhile.
+_FLUSH_STEP_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -70,11 +79,13 @@ class _Progress:
         failures: FailureCounter,
         producer: Producer,
         notifier: SystemdNotifier,
+        deadline: ConnectDeadline,
     ) -> None:
         self._message_bytes = message_bytes
         self._failures = failures
         self._producer = producer
         self._notifier = notifier
+        self._deadline = deadline
         self._last_time = time.monotonic()
         self._last_sent = 0
         self.ready = False
@@ -83,6 +94,7 @@ class _Progress:
         """READY=1 once a message is delivered: the brokers took one, so producing works."""
         if self._delivered(sent) > 0:
             self.ready = True
+            self._deadline.reached()
             # Logged first, so that the journal shows why before systemd acts on READY=1.
             log.info("first message delivered: ready")
             self._notifier.ready()
@@ -106,6 +118,11 @@ class _Progress:
         self._last_time = now
         self._last_sent = sent
 
+    def check_connected(self, sent: int) -> None:
+        """While stopping: a delivered message ends the connect deadline, with no READY=1."""
+        if self._delivered(sent) > 0:
+            self._deadline.reached()
+
     def _delivered(self, sent: int) -> int:
         """Messages neither failed nor still queued (see FailureCounter)."""
         return sent - self._failures.failed - len(self._producer)
@@ -124,7 +141,8 @@ def run_producer(
     producer_id = options.resolved_id()
     pack = value_packer(producer_id, options.message_size)
     message_bytes = len(pack(0, 0))
-    progress = _Progress(message_bytes, failures, producer, notifier)
+    deadline = ConnectDeadline(errors.access, settings.connect_timeout_s, "no message delivered")
+    progress = _Progress(message_bytes, failures, producer, notifier, deadline)
     log.info(
         "producing to %s on %s as %r: %d-byte messages, rate %s, %s",
         settings.topic,
@@ -134,18 +152,40 @@ def run_producer(
         f"{options.rate:g} msg/s" if options.rate else "unlimited",
         _describe_limits(limits),
     )
-    sent, queue_full = _produce_loop(
-        settings=settings,
-        limits=limits,
-        stop=stop,
-        producer=producer,
-        pack=pack,
-        progress=progress,
-    )
-    notifier.stopping()
-    if stop.signal_name:
-        log.info("received %s: stopping after %d messages", stop.signal_name, sent)
-    code = _finish(producer, failures, sent, queue_full, options.flush_timeout_s)
+    # Kept running through the final flush: a short run ends its loop before any connection.
+    deadline.start()
+    try:
+        sent, queue_full = _produce_loop(
+            settings=settings,
+            limits=limits,
+            stop=stop,
+            producer=producer,
+            pack=pack,
+            progress=progress,
+        )
+        notifier.stopping()
+        if stop.signal_name:
+            log.info("received %s: stopping after %d messages", stop.signal_name, sent)
+        code = _finish(
+            producer=producer,
+            progress=progress,
+            failures=failures,
+            access=errors.access,
+            sent=sent,
+            queue_full=queue_full,
+            flush_timeout_s=options.flush_timeout_s,
+        )
+    except (KafkaException, SystemError) as error:
+        fatal = raised_fatal(error)
+        if fatal is None:
+            raise
+        cause = denied(fatal)
+        if cause is not None:
+            raise BrokerAccessError(cause) from None
+        raise KafkaException(fatal) from None
+    finally:
+        deadline.reached()
+    errors.access.raise_failure()
     return 1 if errors.fatal else code
 
 
@@ -219,18 +259,27 @@ def _produce_loop(
 
 
 def _finish(
-    producer: Producer, failures: FailureCounter, sent: int, queue_full: int, flush_timeout_s: float
+    *,
+    producer: Producer,
+    progress: _Progress,
+    failures: FailureCounter,
+    access: AccessWatch,
+    sent: int,
+    queue_full: int,
+    flush_timeout_s: float,
 ) -> int:
     started = time.monotonic()
-    unflushed = producer.flush(flush_timeout_s)
+    unflushed = _flush(producer, progress, access, sent, started + flush_timeout_s)
     # Counted before a purge, whose reports would count the unflushed messages as failed too.
     failed = failures.failed
     if unflushed:
         # close() would wait for these without a bound; give up on them explicitly.
         log.error(
-            "%d messages not delivered within flush_timeout_s=%g; purging them",
+            "%d messages not delivered %s; purging them",
             unflushed,
-            flush_timeout_s,
+            "(the brokers cannot be used)"
+            if access.failure is not None
+            else f"within flush_timeout_s={flush_timeout_s:g}",
         )
         producer.purge(in_queue=True, in_flight=True, blocking=False)
     producer.close()
@@ -245,3 +294,14 @@ def _finish(
         time.monotonic() - started,
     )
     return 0 if failed == 0 and unflushed == 0 else 1
+
+
+def _flush(
+    producer: Producer, progress: _Progress, access: AccessWatch, sent: int, deadline: float
+) -> int:
+    """flush() until ``deadline``, given up once the brokers proved unusable; returns unflushed."""
+    while True:
+        unflushed = producer.flush(max(0.0, min(deadline - time.monotonic(), _FLUSH_STEP_S)))
+        progress.check_connected(sent)
+        if not unflushed or access.failure is not None or time.monotonic() >= deadline:
+            return unflushed

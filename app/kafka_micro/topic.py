@@ -10,6 +10,7 @@ from confluent_kafka.admin import AdminClient
 # confluent_kafka.admin re-exports these without declaring them; import them from the source.
 from confluent_kafka.cimpl import NewPartitions, NewTopic
 
+from kafka_micro.access import await_brokers
 from kafka_micro.clients import ClientErrors, client_config, create_client
 from kafka_micro.settings import Settings
 
@@ -20,8 +21,15 @@ _TIMEOUT_S = 30.0
 
 def ensure_topic(settings: Settings, partitions: int, replication_factor: int) -> str:
     """Create the topic or add partitions; never removes any. Returns what was done."""
-    admin = create_client(AdminClient, client_config(settings, "admin", ClientErrors("admin")))
+    errors = ClientErrors("admin")
+    admin = create_client(AdminClient, client_config(settings, "admin", errors))
     topic = settings.topic
+    await_brokers(
+        lambda timeout: admin.list_topics(topic, timeout=timeout),
+        admin.poll,
+        errors.access,
+        settings.connect_timeout_s,
+    )
     future = admin.create_topics(
         [NewTopic(topic, num_partitions=partitions, replication_factor=replication_factor)],
         operation_timeout=_TIMEOUT_S,

@@ -11,6 +11,10 @@ from typing import Final
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+# confluent_kafka.admin re-exports it without declaring it; import it from the source.
+from confluent_kafka.admin._metadata import ClusterMetadata
+
+from kafka_micro.access import BrokerAccessError, await_brokers, denied
 from kafka_micro.clients import ClientErrors, client_config, create_client
 from kafka_micro.message import MalformedMessageError, decode
 from kafka_micro.settings import ConfigError, Settings
@@ -143,9 +147,16 @@ class VerifyReport:
 
 def run_verify(settings: Settings, idle_timeout_s: float) -> VerifyReport:
     """Read every partition from its start to its end offset as of now."""
-    consumer = create_client(Consumer, client_config(settings, "verify", ClientErrors("verify")))
+    errors = ClientErrors("verify")
+    consumer = create_client(Consumer, client_config(settings, "verify", errors))
     try:
-        return _TopicReader(consumer, settings.topic).read(idle_timeout_s)
+        metadata = await_brokers(
+            lambda timeout: consumer.list_topics(settings.topic, timeout=timeout),
+            consumer.poll,
+            errors.access,
+            settings.connect_timeout_s,
+        )
+        return _TopicReader(consumer, settings.topic).read(metadata, idle_timeout_s)
     finally:
         consumer.close()
 
@@ -160,8 +171,8 @@ class _TopicReader:
         self._messages = 0
         self._malformed = 0
 
-    def read(self, idle_timeout_s: float) -> VerifyReport:
-        partitions = self._partitions()
+    def read(self, metadata: ClusterMetadata, idle_timeout_s: float) -> VerifyReport:
+        partitions = self._partitions(metadata)
         ends, truncated = self._assign_to_current_end(partitions)
         last_progress = time.monotonic()
         while ends:
@@ -179,8 +190,7 @@ class _TopicReader:
                 )
         return self._report(len(partitions), truncated)
 
-    def _partitions(self) -> list[int]:
-        metadata = self._consumer.list_topics(self._topic, timeout=_METADATA_TIMEOUT_S)
+    def _partitions(self, metadata: ClusterMetadata) -> list[int]:
         topic_metadata = metadata.topics.get(self._topic)
         if topic_metadata is None or topic_metadata.error is not None:
             raise ConfigError(f"topic {self._topic!r} does not exist on the brokers")
@@ -208,8 +218,11 @@ class _TopicReader:
         ledgers = self._ledgers
         for message in batch:
             partition, offset = message.partition(), message.offset()
-            if message.error() is not None or partition is None or offset is None:
-                log.warning("read error on partition %s: %s", partition, message.error())
+            error = message.error()
+            if error is not None or partition is None or offset is None:
+                if error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                    raise BrokerAccessError(denied(error))
+                log.warning("read error on partition %s: %s", partition, error)
                 continue
             end = ends.get(partition)
             if end is None or offset >= end:

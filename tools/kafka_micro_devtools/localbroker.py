@@ -1,7 +1,9 @@
 """A real single-node KRaft broker for tests and local runs, started from the offline archive.
 
 The broker is run through the archive's own ``bin/`` launchers (``kafka-storage``,
-``kafka-server-start``), so everything that starts here also proves those launchers work.
+``kafka-server-start``, ``kafka-acls``), so everything that starts here also proves those
+launchers work. Its client listener is PLAINTEXT, or with ``secured=True`` SASL_SSL with SCRAM
+users and ACLs (``broker_security``).
 """
 
 import os
@@ -21,6 +23,8 @@ from confluent_kafka.admin import AdminClient
 
 from kafka_micro.clients import ClientErrors, client_config, create_client
 from kafka_micro.settings import settings_from
+from kafka_micro_devtools.broker_security import HOST_NAME, SecuredListener, User
+from kafka_micro_devtools.throwaway_tls import write_owner_only
 
 CONFLUENT_VERSION = "8.0.3"
 """The Confluent Platform release whose layout archive/build reproduces: it names the tarball
@@ -85,6 +89,8 @@ class LocalBroker:
 
     ``ports`` is (broker port, controller port); by default two free ports are picked on the first
     ``start()``. Either way they are kept, so the node can be stopped and started again on its data.
+    With ``secured``, the client listener is SASL_SSL (``security`` holds its CA, keystore and
+    users, in ``work_dir/tls``) and clients reach it as ``localhost``, the certificate's name.
     """
 
     def __init__(
@@ -97,6 +103,7 @@ class LocalBroker:
         num_partitions: int = 1,
         ports: tuple[int, int] | None = None,
         extra_properties: Mapping[str, str] | None = None,
+        secured: bool = False,
     ) -> None:
         if not (kafka_home / "bin" / "kafka-server-start").is_file():
             raise ValueError(f"kafka_home {kafka_home} has no bin/kafka-server-start")
@@ -120,12 +127,19 @@ class LocalBroker:
         self.node_id = node_id
         self.num_partitions = num_partitions
         self.extra_properties = dict(extra_properties or {})
+        self.security = SecuredListener.create(work_dir / "tls") if secured else None
         self._ports = ports
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
-        """``host:port`` of the PLAINTEXT listener; known once ``start()`` has been called."""
+        """``host:port`` of the client listener; known once ``start()`` has been called."""
+        host = HOST_NAME if self.security is not None else "127.0.0.1"
+        return f"{host}:{self._require_ports()[0]}"
+
+    @property
+    def listener_address(self) -> str:
+        """``127.0.0.1:port``, where the client listener is bound."""
         return f"127.0.0.1:{self._require_ports()[0]}"
 
     @property
@@ -215,18 +229,58 @@ class LocalBroker:
             raise RuntimeError("the broker's ports are picked by start(); call it first")
         return self._ports
 
-    def _write_properties(self) -> None:
-        properties = {
-            "process.roles": "broker,controller",
-            "node.id": str(self.node_id),
-            "controller.quorum.bootstrap.servers": self.controller_address,
+    def client_properties(self, user: User) -> dict[str, str]:
+        """The librdkafka properties of a client of the secured broker, as ``user``."""
+        return self._require_security().client_properties(user)
+
+    def grant_pipeline(self, topic: str, group: str, *, prefixed: bool = False) -> None:
+        """ACLs of a secured broker: ``producer`` may write ``topic``, ``consumer`` may read it
+        as a member of ``group``; with ``prefixed``, every topic and group so named at the start.
+        """
+        pattern = ["--resource-pattern-type", "prefixed" if prefixed else "literal"]
+        self._acls("producer", ["Write", "Describe"], ["--topic", topic, *pattern])
+        self._acls("consumer", ["Read", "Describe"], ["--topic", topic, "--group", group, *pattern])
+
+    def _acls(self, user: User, operations: list[str], resources: list[str]) -> None:
+        security = self._require_security()
+        operation_arguments = [argument for op in operations for argument in ("--operation", op)]
+        self._run_tool(
+            "kafka-acls",
+            "--bootstrap-server",
+            self.bootstrap,
+            "--command-config",
+            str(security.admin_tool_properties()),
+            "--add",
+            "--allow-principal",
+            f"User:{user}",
+            *operation_arguments,
+            *resources,
+        )
+
+    def _require_security(self) -> SecuredListener:
+        if self.security is None:
+            raise RuntimeError("the broker is not secured; create it with secured=True")
+        return self.security
+
+    def _listener_properties(self) -> dict[str, str]:
+        if self.security is not None:
+            return self.security.broker_properties(self.listener_address, self.controller_address)
+        return {
             "listeners": f"PLAINTEXT://{self.bootstrap},CONTROLLER://{self.controller_address}",
             "advertised.listeners": (
                 f"PLAINTEXT://{self.bootstrap},CONTROLLER://{self.controller_address}"
             ),
             "inter.broker.listener.name": "PLAINTEXT",
-            "controller.listener.names": "CONTROLLER",
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        }
+
+    def _write_properties(self) -> None:
+        properties = {
+            "process.roles": "broker,controller",
+            "node.id": str(self.node_id),
+            "controller.quorum.bootstrap.servers": self.controller_address,
+            "controller.listener.names": "CONTROLLER",
+            **self._listener_properties(),
             "log.dirs": str(self.data_dir),
             "num.partitions": str(self.num_partitions),
             "auto.create.topics.enable": "false",
@@ -238,8 +292,9 @@ class LocalBroker:
             "group.initial.rebalance.delay.ms": "0",
             **self.extra_properties,
         }
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        self.properties_file.write_text("".join(f"{k}={v}\n" for k, v in properties.items()))
+        # Owner-only: a secured broker's file holds its admin password.
+        text = "".join(f"{k}={v}\n" for k, v in properties.items())
+        write_owner_only(self.properties_file, text.encode())
 
     def _run_tool(self, *args: str) -> str:
         command = [str(self.kafka_home / "bin" / args[0]), *args[1:]]
@@ -270,6 +325,7 @@ class LocalBroker:
             "--config",
             str(self.properties_file),
             "--standalone",
+            *(self.security.format_arguments() if self.security is not None else []),
         )
 
     def _wait_until_ready(self, timeout: float) -> None:
@@ -280,8 +336,12 @@ class LocalBroker:
             if time.monotonic() > deadline:
                 raise self._start_error(f"did not open {self.bootstrap} within {timeout} s")
             time.sleep(0.2)
+        security = self.security.client_properties("admin") if self.security is not None else {}
         settings = settings_from(
-            {"bootstrap_servers": self.bootstrap, "librdkafka": {"reconnect.backoff.max.ms": 500}}
+            {
+                "bootstrap_servers": self.bootstrap,
+                "librdkafka": {"reconnect.backoff.max.ms": 500, **security},
+            }
         )
         admin = create_client(AdminClient, client_config(settings, "admin", ClientErrors("admin")))
         while True:
@@ -297,7 +357,7 @@ class LocalBroker:
                 return
 
     def _port_open(self) -> bool:
-        host, port = self.bootstrap.rsplit(":", 1)
+        host, port = self.listener_address.rsplit(":", 1)
         try:
             with socket.create_connection((host, int(port)), timeout=1.0):
                 return True

@@ -51,8 +51,10 @@ def _check_librdkafka_properties(properties: object) -> object:
                 "(lower-case words separated by dots, e.g. 'queue.buffering.max.ms')"
             )
         if not isinstance(value, str | int | float | bool):
+            # The value is not shown: it may be a password.
             raise ValueError(
-                f"property {key!r} = {value!r}: a librdkafka value is a string, number or boolean"
+                f"property {key!r}: a librdkafka value is a string, number or boolean, "
+                f"not a {type(value).__name__}"
             )
     return properties
 
@@ -324,6 +326,15 @@ class Settings(BaseSettings):
         gt=0,
         le=86_400,
         description="Seconds between throughput log lines.",
+    )
+    connect_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description="A command that has not yet worked with the brokers (produce: no message "
+        "delivered; consume: not in the group; verify, topic: no metadata) fails after this "
+        "long (exit 3), naming the last error. Refused credentials and rejected TLS "
+        "certificates fail at once; once working, broker restarts are waited out.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Least severe log level written."

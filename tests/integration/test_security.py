@@ -1,0 +1,154 @@
+"""kafka-micro over SASL_SSL with SCRAM-SHA-512 and ACLs, against a real secured broker.
+
+The pipeline's two principals do their part and nothing more; a wrong password, an unknown CA,
+a host name the certificate does not hold and a plaintext client each make every command that
+talks to the brokers fail with exit 3 and one line naming the cause, never a traceback.
+"""
+
+import json
+
+import pytest
+from apprunner import App, wait_until
+
+from kafka_micro_devtools.localbroker import LocalBroker
+from kafka_micro_devtools.throwaway_tls import create_authority
+
+pytestmark = pytest.mark.integration
+
+EXIT_INCOMPLETE = 3
+# The failure cases that show only as never getting through wait this long (connect_timeout_s).
+CONNECT_TIMEOUT_S = "5"
+# Every command that talks to the brokers, each as the principal it runs as in a deployment.
+COMMANDS = {
+    "produce": (("produce", "--count", "10"), "producer"),
+    "consume": (("consume",), "consumer"),
+    "verify": (("verify",), "consumer"),
+    "topic": (("topic", "--partitions", "1"), "admin"),
+}
+
+
+@pytest.fixture(scope="module")
+def secured_broker(kafka_home, tmp_path_factory):
+    """One SASL_SSL broker for this module; the principals may use App's topics and groups."""
+    with LocalBroker(kafka_home, tmp_path_factory.mktemp("secured-broker"), secured=True) as broker:
+        broker.grant_pipeline("test-topic-", "group-", prefixed=True)
+        yield broker
+
+
+@pytest.fixture
+def app(secured_broker, tmp_path):
+    application = App(secured_broker.bootstrap, tmp_path)
+    yield application
+    application.kill_all()
+
+
+def as_user(broker, user, **overrides):
+    """App settings that make kafka-micro connect as ``user``, with properties overridden."""
+    properties = {**broker.client_properties(user), **overrides}
+    return {"librdkafka": json.dumps(properties), "connect_timeout_s": CONNECT_TIMEOUT_S}
+
+
+def create_topic(app, broker, partitions=3):
+    result = app.run("topic", "--partitions", str(partitions), **as_user(broker, "admin"))
+    assert result.returncode == 0, result.stderr
+
+
+def assert_fails_clearly(result, *expected):
+    assert result.returncode == EXIT_INCOMPLETE, result.stderr
+    assert "Traceback" not in result.stderr
+    last_error = [line for line in result.stderr.splitlines() if " ERROR " in line][-1]
+    for text in expected:
+        assert text in last_error, result.stderr
+    return last_error
+
+
+def test_producer_and_consumer_principals_lose_nothing_over_sasl_ssl(app, secured_broker):
+    create_topic(app, secured_broker)
+    produced = app.run(
+        "produce", "--count", "3000", producer__id="secure-p", **as_user(secured_broker, "producer")
+    )
+    assert produced.returncode == 0, produced.stderr
+    consumer = app.start("consumer", "consume", record=True, **as_user(secured_broker, "consumer"))
+    wait_until(lambda: len(consumer.records()) >= 3000, 90, "3000 messages consumed")
+    assert consumer.stop() == 0, consumer.log()
+    assert sorted(sequence for _p, sequence, _part, _off in consumer.records()) == list(range(3000))
+
+    verified = app.run("verify", "--json", **as_user(secured_broker, "consumer"))
+    assert verified.returncode == 0, verified.stderr
+    report = json.loads(verified.stdout)
+    assert (report["messages"], report["missing"], report["ok"]) == (3000, 0, True)
+
+
+def test_the_consumer_principal_cannot_write(app, secured_broker):
+    create_topic(app, secured_broker)
+    result = app.run("produce", "--count", "10", **as_user(secured_broker, "consumer"))
+    assert_fails_clearly(
+        result, "produce failed: not authorized for the cluster: ", "Cluster authorization failed"
+    )
+
+
+def test_the_producer_principal_cannot_read_its_topic_or_join_the_group(app, secured_broker):
+    create_topic(app, secured_broker)
+    as_producer = as_user(secured_broker, "producer")
+    assert app.run("produce", "--count", "10", **as_producer).returncode == 0
+
+    assert_fails_clearly(app.run("consume", **as_producer), "consume failed: not authorized for")
+    assert_fails_clearly(
+        app.run("verify", **as_producer), "verify failed: not authorized for the topic"
+    )
+
+
+def test_config_shows_the_connection_settings_with_the_password_redacted(app, secured_broker):
+    result = app.run("config", **as_user(secured_broker, "producer"))
+    assert result.returncode == 0, result.stderr
+    password = secured_broker.security.passwords["producer"]
+    assert password not in result.stdout
+    assert '"sasl.password" = "<redacted>"' in result.stdout
+    assert '"sasl.username" = "producer"' in result.stdout
+    assert '"security.protocol" = "SASL_SSL"' in result.stdout
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_wrong_password_fails_every_command_naming_the_user(app, secured_broker, command):
+    args, user = COMMANDS[command]
+    result = app.run(*args, **as_user(secured_broker, user, **{"sasl.password": "wrong"}))
+    assert_fails_clearly(
+        result,
+        f"{command} failed: authentication failed for user '{user}' at {secured_broker.bootstrap}",
+    )
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_an_unknown_ca_fails_every_command_naming_the_certificate(
+    app, secured_broker, tmp_path, command
+):
+    args, user = COMMANDS[command]
+    other_ca = create_authority(tmp_path, "other-ca").certificate_file
+    result = app.run(*args, **as_user(secured_broker, user, **{"ssl.ca.location": str(other_ca)}))
+    assert_fails_clearly(
+        result, f"{command} failed: TLS certificate of {secured_broker.bootstrap} not trusted"
+    )
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_host_name_the_certificate_lacks_fails_every_command(app, secured_broker, command):
+    args, user = COMMANDS[command]
+    app.bootstrap = secured_broker.listener_address
+    result = app.run(*args, **as_user(secured_broker, user))
+    assert_fails_clearly(
+        result,
+        f"{command} failed: TLS certificate of {secured_broker.listener_address} does not name",
+    )
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_plaintext_client_fails_every_command_within_the_connect_timeout(
+    app, secured_broker, command
+):
+    args, user = COMMANDS[command]
+    result = app.run(*args, **as_user(secured_broker, user, **{"security.protocol": "PLAINTEXT"}))
+    assert_fails_clearly(
+        result,
+        f"within connect_timeout_s={CONNECT_TIMEOUT_S}",
+        f"{secured_broker.bootstrap} speaks TLS but security.protocol is plaintext",
+    )
