@@ -63,8 +63,8 @@ def unusable_connection(error: KafkaError, security: ClientSecurity) -> str | No
     if _CERTIFICATE_REFUSED in detail:
         return certificate_refused(address, security, reason=_CERTIFICATE_REFUSED)
     if code == KafkaError._SSL:
-        # librdkafka reports disconnects during the handshake as _TRANSPORT, so _SSL is a TLS
-        # disagreement: an untrusted or mismatched certificate, or TLS spoken to a non-TLS port.
+        # Any other TLS disagreement (versions, ciphers, TLS spoken to a non-TLS port) lasts
+        # too. A peer hanging up mid-handshake, as a restarting broker does, is _TRANSPORT.
         return f"TLS handshake with {address} failed: {_reason(detail)}"
     return denied(error)
 
@@ -107,7 +107,7 @@ class AccessWatch:
     """What a client's errors showed: the first unrecoverable cause and the last passing error.
 
     Written from librdkafka's error callback and from a ``ConnectDeadline`` timer thread.
-    ``on_failure`` is called once, with the cause, e.g. to stop a produce or consume loop.
+    ``on_failure`` is called on the first failure only, e.g. to stop a produce or consume loop.
     """
 
     def __init__(self, on_failure: Callable[[], None] | None = None) -> None:

@@ -43,22 +43,27 @@ class ProduceLimits:
 
 
 class FailureCounter:
-    """Delivery report callback: counts and logs failures.
+    """Delivery report callback: counts and logs failures; a denial fails ``access``.
 
     librdkafka reports only failures (``delivery.report.only.error``), which spares a
     Python call per delivered message; delivered messages are those neither failed nor
     still queued. Should the raw properties turn successful reports back on, they are ignored.
     """
 
-    __slots__ = ("failed",)
+    __slots__ = ("_access", "failed")
 
-    def __init__(self) -> None:
+    def __init__(self, access: AccessWatch) -> None:
+        self._access = access
         self.failed = 0
 
     def __call__(self, error: KafkaError | None, message: Message) -> None:
         if error is None:
             return
         self.failed += 1
+        cause = denied(error)
+        if cause is not None:
+            # Every later message would fail the same way: stop rather than count them.
+            self._access.fail(cause)
         if self.failed <= _LOGGED_FAILURES:
             log.warning(
                 "delivery failed (partition %s): %s%s",
@@ -133,8 +138,8 @@ def run_producer(
 ) -> int:
     """Produce until a limit or a stop signal, flush within the bound; return the exit code."""
     options = settings.producer
-    failures = FailureCounter()
     errors = ClientErrors("producer", stop)
+    failures = FailureCounter(errors.access)
     producer = create_client(
         Producer, client_config(settings, "producer", errors, on_delivery=failures)
     )

@@ -192,6 +192,10 @@ class _TopicReader:
 
     def _partitions(self, metadata: ClusterMetadata) -> list[int]:
         topic_metadata = metadata.topics.get(self._topic)
+        # A principal that may not describe the topic is told it does not exist; say which.
+        cause = denied(topic_metadata.error) if topic_metadata and topic_metadata.error else None
+        if cause is not None:
+            raise BrokerAccessError(cause)
         if topic_metadata is None or topic_metadata.error is not None:
             raise ConfigError(f"topic {self._topic!r} does not exist on the brokers")
         return sorted(topic_metadata.partitions)

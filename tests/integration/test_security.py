@@ -152,3 +152,47 @@ def test_a_plaintext_client_fails_every_command_within_the_connect_timeout(
         f"within connect_timeout_s={CONNECT_TIMEOUT_S}",
         f"{secured_broker.bootstrap} speaks TLS but security.protocol is plaintext",
     )
+
+
+def test_a_broker_restart_is_waited_out_and_loses_nothing(app, secured_broker):
+    """Errors while the broker is away (refused connections, handshakes cut short) can heal:
+    a producer and a consumer that have worked keep going, whatever connect_timeout_s says."""
+    create_topic(app, secured_broker)
+    producer = app.start(
+        "producer",
+        "produce",
+        "--rate",
+        "200",
+        producer__id="restart-p",
+        **as_user(secured_broker, "producer"),
+    )
+    consumer = app.start("consumer", "consume", record=True, **as_user(secured_broker, "consumer"))
+    wait_until(consumer.records, 60, "the consumer to process messages")
+    secured_broker.stop()
+    secured_broker.start()
+    before = len(consumer.records())
+    wait_until(
+        lambda: len(consumer.records()) > before + 200, 120, "consuming again after the restart"
+    )
+    assert producer.popen.poll() is None, producer.log()
+    assert consumer.popen.poll() is None, consumer.log()
+    assert producer.stop() == 0, producer.log()
+    assert consumer.stop() == 0, consumer.log()
+
+    verified = app.run("verify", "--json", **as_user(secured_broker, "consumer"))
+    assert verified.returncode == 0, verified.stderr
+    report = json.loads(verified.stdout)
+    assert (report["missing"], report["ok"]) == (0, True)
+
+
+def test_a_topic_outside_the_acls_is_denied_not_missing(app, secured_broker):
+    app.topic = "private-topic"
+    create_topic(app, secured_broker)
+    assert_fails_clearly(
+        app.run("produce", "--count", "10", **as_user(secured_broker, "producer")),
+        "produce failed: not authorized for the topic: ",
+    )
+    assert_fails_clearly(
+        app.run("verify", **as_user(secured_broker, "consumer")),
+        "verify failed: not authorized for the topic: ",
+    )
