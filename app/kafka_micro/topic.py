@@ -10,7 +10,7 @@ from confluent_kafka.admin import AdminClient
 # confluent_kafka.admin re-exports these without declaring them; import them from the source.
 from confluent_kafka.cimpl import NewPartitions, NewTopic
 
-from kafka_micro.access import await_brokers
+from kafka_micro.access import BrokerAccessError, await_brokers, denied
 from kafka_micro.clients import ClientErrors, client_config, create_client
 from kafka_micro.settings import Settings
 
@@ -39,6 +39,9 @@ def ensure_topic(settings: Settings, partitions: int, replication_factor: int) -
         future.result()
     except KafkaException as error:
         if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            cause = denied(error.args[0])
+            if cause is not None:
+                raise BrokerAccessError(cause) from None
             raise
     else:
         return f"created topic {topic} with {partitions} partitions"

@@ -16,7 +16,7 @@ from kafka_micro_devtools.throwaway_tls import create_authority
 pytestmark = pytest.mark.integration
 
 EXIT_INCOMPLETE = 3
-# The failure cases that show only as never getting through wait this long (connect_timeout_s).
+# A plaintext client on the TLS listener only never gets through: it fails after this long.
 CONNECT_TIMEOUT_S = "5"
 # Every command that talks to the brokers, each as the principal it runs as in a deployment.
 COMMANDS = {
@@ -45,7 +45,7 @@ def app(secured_broker, tmp_path):
 def as_user(broker, user, **overrides):
     """App settings that make kafka-micro connect as ``user``, with properties overridden."""
     properties = {**broker.client_properties(user), **overrides}
-    return {"librdkafka": json.dumps(properties), "connect_timeout_s": CONNECT_TIMEOUT_S}
+    return {"librdkafka": json.dumps(properties)}
 
 
 def create_topic(app, broker, partitions=3):
@@ -92,7 +92,9 @@ def test_the_producer_principal_cannot_read_its_topic_or_join_the_group(app, sec
     as_producer = as_user(secured_broker, "producer")
     assert app.run("produce", "--count", "10", **as_producer).returncode == 0
 
-    assert_fails_clearly(app.run("consume", **as_producer), "consume failed: not authorized for")
+    assert_fails_clearly(
+        app.run("consume", **as_producer), "consume failed: not authorized for the group: "
+    )
     assert_fails_clearly(
         app.run("verify", **as_producer), "verify failed: not authorized for the topic"
     )
@@ -146,7 +148,11 @@ def test_a_plaintext_client_fails_every_command_within_the_connect_timeout(
     app, secured_broker, command
 ):
     args, user = COMMANDS[command]
-    result = app.run(*args, **as_user(secured_broker, user, **{"security.protocol": "PLAINTEXT"}))
+    result = app.run(
+        *args,
+        connect_timeout_s=CONNECT_TIMEOUT_S,
+        **as_user(secured_broker, user, **{"security.protocol": "PLAINTEXT"}),
+    )
     assert_fails_clearly(
         result,
         f"within connect_timeout_s={CONNECT_TIMEOUT_S}",
@@ -156,7 +162,7 @@ def test_a_plaintext_client_fails_every_command_within_the_connect_timeout(
 
 def test_a_broker_restart_is_waited_out_and_loses_nothing(app, secured_broker):
     """Errors while the broker is away (refused connections, handshakes cut short) can heal:
-    a producer and a consumer that have worked keep going, whatever connect_timeout_s says."""
+    a producer and a consumer that have worked keep going, however long the restart takes."""
     create_topic(app, secured_broker)
     producer = app.start(
         "producer",
@@ -187,6 +193,10 @@ def test_a_broker_restart_is_waited_out_and_loses_nothing(app, secured_broker):
 
 def test_a_topic_outside_the_acls_is_denied_not_missing(app, secured_broker):
     app.topic = "private-topic"
+    assert_fails_clearly(
+        app.run("topic", "--partitions", "1", **as_user(secured_broker, "producer")),
+        "topic failed: not authorized for the topic: ",
+    )
     create_topic(app, secured_broker)
     assert_fails_clearly(
         app.run("produce", "--count", "10", **as_user(secured_broker, "producer")),
