@@ -1,0 +1,189 @@
+"""The kafka_tls role: a CA on the controller, a certificate per Kafka node, installed on the hosts.
+
+Real ansible-playbook runs with community.crypto on this machine, the "hosts" being local
+directories: what the certificates say is read back with the cryptography library.
+"""
+
+import datetime
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+NODES = ("node-a", "node-b")
+
+
+def run_role(tmp_path: Path, *extra_vars: str) -> subprocess.CompletedProcess[str]:
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    inventory = {
+        "all": {
+            "hosts": {"localhost": local},
+            "children": {
+                "kafka": {
+                    "hosts": {
+                        "node-a": {
+                            **local,
+                            "confluent_kafka_advertised_host": "node-a.example",
+                            "kafka_tls_extra_names": ["10.0.0.5"],
+                        },
+                        "node-b": local,
+                    },
+                    "vars": {"kafka_tls_dir": str(tmp_path / "hosts" / "{{ inventory_hostname }}")},
+                }
+            },
+        }
+    }
+    (tmp_path / "hosts.json").write_text(json.dumps(inventory))
+    (tmp_path / "play.yml").write_text(
+        "- name: Install the cluster's TLS material\n"
+        "  hosts: kafka\n"
+        "  gather_facts: false\n"
+        "  roles:\n"
+        "    - role: kafka_tls\n"
+    )
+    command = [str(VENV_BIN / "ansible-playbook"), "-i", str(tmp_path / "hosts.json")]
+    command += ["-e", f"kafka_tls_pki_dir={tmp_path / 'pki'}"]
+    for extra in extra_vars:
+        command += ["-e", extra]
+    return subprocess.run(
+        [*command, str(tmp_path / "play.yml")],
+        env={**os.environ, "ANSIBLE_ROLES_PATH": str(REPO / "roles"), "ANSIBLE_NOCOLOR": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def converge(tmp_path: Path, *extra_vars: str) -> str:
+    result = run_role(tmp_path, *extra_vars)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    return result.stdout
+
+
+def changed(output: str) -> int:
+    lines = [line for line in output.splitlines() if line.startswith(NODES)]
+    return sum(int(line.split("changed=")[1].split()[0]) for line in lines)
+
+
+def certificate(path: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(path.read_bytes())
+
+
+def names(cert: x509.Certificate) -> list[str]:
+    alt = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return sorted(str(name.value) for name in alt)
+
+
+def own_ca(tmp_path: Path, days: int) -> tuple[Path, Path]:
+    """A CA of the operator's, valid for ``days`` (negative: expired)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "operator CA")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=400))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "operator-ca.crt", tmp_path / "operator-ca.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_each_node_gets_a_certificate_for_its_names_signed_by_the_cluster_ca(
+    tmp_path: Path,
+) -> None:
+    converge(tmp_path)
+    ca = certificate(tmp_path / "pki" / "ca.crt")
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert (tmp_path / "pki").stat().st_mode & 0o777 == 0o700
+    for node in NODES:
+        host_dir = tmp_path / "hosts" / node
+        cert = certificate(host_dir / "host.crt")
+        cert.verify_directly_issued_by(ca)
+        assert (host_dir / "ca.crt").read_bytes() == (tmp_path / "pki" / "ca.crt").read_bytes()
+        key = host_dir / "host.key"
+        assert key.stat().st_mode & 0o777 == 0o600
+        # Kafka's PEM key store reads PKCS#8.
+        assert key.read_text().startswith("-----BEGIN PRIVATE KEY-----")
+    assert names(certificate(tmp_path / "hosts/node-a/host.crt")) == [
+        "10.0.0.5",
+        "node-a",
+        "node-a.example",
+    ]
+    assert names(certificate(tmp_path / "hosts/node-b/host.crt")) == ["node-b"]
+
+    assert changed(converge(tmp_path)) == 0
+
+
+def test_a_certificate_that_runs_out_soon_is_renewed_once(tmp_path: Path) -> None:
+    converge(tmp_path)
+    before = certificate(tmp_path / "hosts/node-b/host.crt")
+    # Valid for 365 days, renewed when fewer than 400 are left: now, to 500 days.
+    longer = ("kafka_tls_cert_valid_days=500", "kafka_tls_renew_before_days=400")
+    assert changed(converge(tmp_path, *longer)) > 0
+    after = certificate(tmp_path / "hosts/node-b/host.crt")
+    assert after.serial_number != before.serial_number
+    remaining = after.not_valid_after_utc - datetime.datetime.now(datetime.UTC)
+    assert remaining.days >= 499
+    assert changed(converge(tmp_path, *longer)) == 0
+
+
+def test_the_operators_ca_signs_the_node_certificates(tmp_path: Path) -> None:
+    ca_cert, ca_key = own_ca(tmp_path, days=3650)
+    converge(tmp_path, f"kafka_tls_ca_cert_src={ca_cert}", f"kafka_tls_ca_key_src={ca_key}")
+    operator_ca = certificate(ca_cert)
+    for node in NODES:
+        certificate(tmp_path / "hosts" / node / "host.crt").verify_directly_issued_by(operator_ca)
+    assert not (tmp_path / "pki" / "ca.key").exists()
+
+
+@pytest.mark.parametrize(
+    ("case", "variable", "message"),
+    [
+        ("missing CA", "kafka_tls_ca_cert_src", "No such file"),
+        ("expired CA", "kafka_tls_ca_cert_src", "the certificate expired on"),
+        ("key of another CA", "kafka_tls_ca_key_src", "the key does not belong to the certificate"),
+        ("CA without its key", "kafka_tls_ca_key_src", "give the CA's key"),
+    ],
+)
+def test_bad_operator_files_are_refused_before_anything_is_written(
+    tmp_path: Path, case: str, variable: str, message: str
+) -> None:
+    ca_cert, ca_key = own_ca(tmp_path, days=-1 if case == "expired CA" else 3650)
+    if case == "missing CA":
+        ca_cert = tmp_path / "nowhere.crt"
+    if case == "key of another CA":
+        (tmp_path / "other").mkdir()
+        _, ca_key = own_ca(tmp_path / "other", days=3650)
+    extra = [f"kafka_tls_ca_cert_src={ca_cert}"]
+    if case != "CA without its key":
+        extra.append(f"kafka_tls_ca_key_src={ca_key}")
+    result = run_role(tmp_path, *extra)
+    assert result.returncode != 0
+    assert variable in result.stdout, result.stdout[-3000:]
+    assert message in result.stdout, result.stdout[-3000:]
+    assert not (tmp_path / "hosts").exists()
+    assert not (tmp_path / "pki").exists()
