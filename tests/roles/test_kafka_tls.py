@@ -124,10 +124,16 @@ def test_each_node_gets_a_certificate_for_its_names_signed_by_the_cluster_ca(
         cert = certificate(host_dir / "host.crt")
         cert.verify_directly_issued_by(ca)
         assert (host_dir / "ca.crt").read_bytes() == (tmp_path / "pki" / "ca.crt").read_bytes()
-        key = host_dir / "host.key"
-        assert key.stat().st_mode & 0o777 == 0o600
-        # Kafka's PEM key store reads PKCS#8.
-        assert key.read_text().startswith("-----BEGIN PRIVATE KEY-----")
+        # Kafka's PEM key store: the PKCS#8 key, then the certificate, for the owner only.
+        keystore = host_dir / "keystore.pem"
+        assert keystore.stat().st_mode & 0o777 == 0o600
+        key_text, cert_text = keystore.read_text().split("-----END PRIVATE KEY-----\n")
+        assert key_text.startswith("-----BEGIN PRIVATE KEY-----")
+        assert x509.load_pem_x509_certificate(cert_text.encode()) == cert
+        private_key = serialization.load_pem_private_key(
+            (key_text + "-----END PRIVATE KEY-----\n").encode(), password=None
+        )
+        assert private_key.public_key() == cert.public_key()
     assert names(certificate(tmp_path / "hosts/node-a/host.crt")) == [
         "10.0.0.5",
         "node-a",

@@ -132,3 +132,31 @@ def test_committed_offsets_rise_on_both_app_hosts(broker):
     second = committed_by_host()
     for host in APP_HOSTS:
         assert second[host] > first[host], (host, first, second)
+
+
+# Run on one node against another node's controller port, with the cluster CA; an argument
+# makes the client present the node's own certificate.
+TLS_PROBE = """
+import socket, ssl, sys
+host = sys.argv[1]
+context = ssl.create_default_context(cafile="/etc/kafka/tls/ca.crt")
+if len(sys.argv) > 2:
+    context.load_cert_chain("/etc/kafka/tls/keystore.pem")
+with socket.create_connection((host, 9093), timeout=10) as raw:
+    with context.wrap_socket(raw, server_hostname=host) as tls:
+        tls.sendall(bytes(4))
+        try:
+            tls.recv(1)
+        except ssl.SSLError as error:
+            sys.exit(f"refused: {error}")
+print("accepted")
+"""
+
+
+def test_the_controller_port_accepts_only_a_certificate_of_the_cluster_ca(broker):
+    peer = KAFKA_HOSTS[1]
+    with_certificate = broker.run(f"python3 -c '{TLS_PROBE}' {peer} --with-certificate")
+    assert with_certificate.rc == 0, with_certificate.stderr
+    without = broker.run(f"python3 -c '{TLS_PROBE}' {peer}")
+    assert without.rc != 0
+    assert "certificate required" in without.stderr, without.stderr
