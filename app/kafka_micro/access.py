@@ -17,7 +17,12 @@ from typing import Final, TypeVar
 
 from confluent_kafka import KafkaError, KafkaException
 
-from kafka_micro.tls_probe import ClientSecurity, certificate_refused, tls_listener
+from kafka_micro.tls_probe import (
+    ClientSecurity,
+    answers_tls,
+    certificate_refused,
+    tls_listener,
+)
 
 # librdkafka prefixes a broker's errors with "PROTOCOL://HOST:PORT/NODE: ".
 _BROKER_PREFIX: Final = re.compile(r"^[a-z_]+://(?P<address>[^/\s]+)/\S*: ")
@@ -27,6 +32,9 @@ _HANDSHAKE_INTERRUPTED: Final = re.compile(r"mechanism handshake failed: Local: 
 # OpenSSL's reason for a refused certificate. librdkafka reports it as _SSL or, when the
 # handshake fails on its I/O path, as _TRANSPORT: the text, not the code, tells.
 _CERTIFICATE_REFUSED: Final = "certificate verify failed"
+# librdkafka's guess when a TLS handshake is cut short. A restarting broker cuts it short too,
+# so the guess is checked: does the listener answer a TLS handshake at all?
+_PLAINTEXT_LISTENER_HINT: Final = "connecting to a PLAINTEXT broker listener?"
 # librdkafka appends how long the failed state lasted, e.g. " (after 2ms in state AUTH_REQ)".
 _STATE_SUFFIX: Final = re.compile(r" \(after \d+ms in state [A-Z_]+(, [^)]*)?\)$")
 _DENIED: Final = {
@@ -62,6 +70,11 @@ def unusable_connection(error: KafkaError, security: ClientSecurity) -> str | No
         return f"authentication failed for {user} at {address}: {_reason(detail)}"
     if _CERTIFICATE_REFUSED in detail:
         return certificate_refused(address, security, reason=_CERTIFICATE_REFUSED)
+    if _PLAINTEXT_LISTENER_HINT in detail and answers_tls(address) is False:
+        return (
+            f"{address} does not speak TLS but security.protocol is {security.protocol} "
+            "(use PLAINTEXT or SASL_PLAINTEXT, or the port of a TLS listener)"
+        )
     if code == KafkaError._SSL:
         # Any other TLS disagreement (versions, ciphers, TLS spoken to a non-TLS port) lasts
         # too. A peer hanging up mid-handshake, as a restarting broker does, is _TRANSPORT.

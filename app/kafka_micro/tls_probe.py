@@ -78,22 +78,30 @@ def tls_listener(security: ClientSecurity) -> str | None:
     TLS (security.protocol PLAINTEXT or SASL_PLAINTEXT), or None."""
     if security.protocol not in _PLAINTEXT_PROTOCOLS:
         return None
+    servers = [server.strip() for server in security.bootstrap_servers.split(",") if server]
+    return next((server for server in servers[:_PROBED_SERVERS] if answers_tls(server)), None)
+
+
+def answers_tls(server: str) -> bool | None:
+    """Whether ``server`` (HOST:PORT) completes a TLS handshake; None if that cannot be told
+    (nothing listens, or no answer in time, as with a broker that is restarting)."""
+    host, _, port = server.rpartition(":")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     # Only whether the listener speaks TLS matters here, not whom it proves to be.
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    servers = [server.strip() for server in security.bootstrap_servers.split(",") if server]
-    for server in servers[:_PROBED_SERVERS]:
-        host, _, port = server.rpartition(":")
+    try:
+        sock = socket.create_connection((host, int(port)), timeout=_PROBE_TIMEOUT_S)
+    except (OSError, ValueError):
+        return None
+    with sock:
         try:
-            with (
-                socket.create_connection((host, int(port)), timeout=_PROBE_TIMEOUT_S) as sock,
-                context.wrap_socket(sock, server_hostname=host),
-            ):
-                return server
-        except (OSError, ValueError):
-            continue
-    return None
+            with context.wrap_socket(sock, server_hostname=host):
+                return True
+        except TimeoutError:
+            return None
+        except OSError:
+            return False
 
 
 def _trusting(security: ClientSecurity) -> ssl.SSLContext:

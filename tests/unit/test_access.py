@@ -272,3 +272,52 @@ def test_a_tls_client_that_never_got_through_is_given_the_last_error(tls_server)
         f"no message delivered within connect_timeout_s=5; last error: {REFUSED}"
     )
     assert watch.failure is None
+
+
+@pytest.fixture
+def plaintext_server():
+    """A listener that closes a connection whose first bytes it cannot read, as Kafka's
+    PLAINTEXT listener does with a TLS ClientHello; yields its port."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                connection, _address = listener.accept()
+            except TimeoutError:
+                continue
+            with connection, contextlib.suppress(OSError):
+                connection.recv(1024)
+
+    server = threading.Thread(target=serve)
+    server.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    server.join()
+    listener.close()
+
+
+def cut_short(address):
+    return KafkaError(
+        KafkaError._TRANSPORT,
+        f"ssl://{address}/bootstrap: SSL handshake failed: Disconnected: SSL connection closed by "
+        "peer: connecting to a PLAINTEXT broker listener? (after 1ms in state SSL_HANDSHAKE)",
+    )
+
+
+def test_a_tls_client_on_a_plaintext_listener_is_told_so(plaintext_server):
+    address = f"127.0.0.1:{plaintext_server}"
+    cause = unusable_connection(cut_short(address), ClientSecurity(protocol="ssl"))
+    assert cause == (
+        f"{address} does not speak TLS but security.protocol is ssl "
+        "(use PLAINTEXT or SASL_PLAINTEXT, or the port of a TLS listener)"
+    )
+
+
+def test_a_handshake_cut_short_by_a_tls_listener_or_nobody_may_heal(tls_server):
+    port, _ca = tls_server
+    security = ClientSecurity(protocol="sasl_ssl")
+    assert unusable_connection(cut_short(f"localhost:{port}"), security) is None
+    assert unusable_connection(cut_short("127.0.0.1:1"), security) is None

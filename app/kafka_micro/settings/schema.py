@@ -328,13 +328,16 @@ class Settings(BaseSettings):
         description="Seconds between throughput log lines.",
     )
     connect_timeout_s: float = Field(
-        default=60.0,
+        # As long as the kafka_app role's units wait for READY=1 (TimeoutStartSec): the command
+        # says why it could not start instead of being killed without a word.
+        default=120.0,
         gt=0,
         le=86_400,
         description="A command that has not yet worked with the brokers (produce: no message "
         "delivered; consume: not in the group; verify, topic: no metadata) fails after this "
-        "long (exit 3), naming the last error. Refused credentials and rejected TLS "
-        "certificates fail at once; once working, broker restarts are waited out.",
+        "long (exit 3), naming the last error. Refused credentials, rejected TLS "
+        "certificates and denied access fail at once; once working, broker restarts are "
+        "waited out.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Least severe log level written."
