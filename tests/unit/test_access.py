@@ -67,12 +67,9 @@ def test_a_broker_gone_during_the_sasl_handshake_may_heal():
     assert unusable_connection(error, ALICE) is None
 
 
-@pytest.fixture
-def tls_server(tmp_path):
-    """A TLS server on 127.0.0.1 whose certificate names localhost only; yields (port, CA)."""
-    authority = create_authority(tmp_path, "test-ca")
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(authority.issue_server_keystore(tmp_path / "server.pem", "localhost"))
+@contextlib.contextmanager
+def local_server(handle):
+    """A listener on 127.0.0.1 that passes each connection to ``handle``; yields its port."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.2)
     stop = threading.Event()
@@ -84,14 +81,28 @@ def tls_server(tmp_path):
             except TimeoutError:
                 continue
             with connection, contextlib.suppress(OSError):
-                context.wrap_socket(connection, server_side=True).close()
+                handle(connection)
 
     server = threading.Thread(target=serve)
     server.start()
-    yield listener.getsockname()[1], authority.certificate_file
-    stop.set()
-    server.join()
-    listener.close()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        server.join()
+        listener.close()
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """A TLS server on 127.0.0.1 whose certificate names localhost only; yields (port, CA)."""
+    authority = create_authority(tmp_path, "test-ca")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(authority.issue_server_keystore(tmp_path / "server.pem", "localhost"))
+    with local_server(
+        lambda connection: context.wrap_socket(connection, server_side=True).close()
+    ) as port:
+        yield port, authority.certificate_file
 
 
 def refused(address):
@@ -278,25 +289,8 @@ def test_a_tls_client_that_never_got_through_is_given_the_last_error(tls_server)
 def plaintext_server():
     """A listener that closes a connection whose first bytes it cannot read, as Kafka's
     PLAINTEXT listener does with a TLS ClientHello; yields its port."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve():
-        while not stop.is_set():
-            try:
-                connection, _address = listener.accept()
-            except TimeoutError:
-                continue
-            with connection, contextlib.suppress(OSError):
-                connection.recv(1024)
-
-    server = threading.Thread(target=serve)
-    server.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    server.join()
-    listener.close()
+    with local_server(lambda connection: connection.recv(1024)) as port:
+        yield port
 
 
 def cut_short(address):
