@@ -22,6 +22,7 @@ USERS: Final[tuple[User, ...]] = ("admin", "producer", "consumer")
 SUPER_USER: Final[User] = "admin"
 SCRAM_MECHANISM: Final = "SCRAM-SHA-512"
 LISTENER_NAME: Final = "SASL_SSL"
+PLAINTEXT_LISTENER_NAME: Final = "PLAINTEXT"
 HOST_NAME: Final = "localhost"
 """The only name the broker's certificate holds, and the host its listener advertises."""
 
@@ -42,20 +43,30 @@ class SecuredListener:
         passwords = MappingProxyType({user: secrets.token_hex(16) for user in USERS})
         return cls(directory, authority.certificate_file, keystore, passwords)
 
-    def broker_properties(self, listener: str, controller: str) -> dict[str, str]:
-        """server.properties entries: ``listener`` and ``controller`` are ``HOST:PORT``.
+    def broker_properties(
+        self, listener: str, controller: str, plaintext: str | None = None
+    ) -> dict[str, str]:
+        """server.properties entries; ``listener``, ``controller``, ``plaintext``: ``HOST:PORT``.
 
         The controller listener stays PLAINTEXT on loopback: KRaft cannot authenticate it with
         SCRAM (the credentials live in the metadata it serves), and its unauthenticated
         principal, ANONYMOUS, must be a super user for the broker to register with it.
+        ``plaintext``, if given, adds a PLAINTEXT client listener there (advertised as given):
+        its clients are ANONYMOUS too, so the ACLs do not restrict them. It exists to compare
+        the two protocols on one broker (``kafka-micro-bench --security-cost``).
         """
         port = listener.rsplit(":", 1)[1]
+        listeners = [f"{LISTENER_NAME}://{listener}", f"CONTROLLER://{controller}"]
+        advertised = [f"{LISTENER_NAME}://{HOST_NAME}:{port}", f"CONTROLLER://{controller}"]
+        protocols = ["CONTROLLER:PLAINTEXT", f"{LISTENER_NAME}:SASL_SSL"]
+        if plaintext is not None:
+            listeners.append(f"{PLAINTEXT_LISTENER_NAME}://{plaintext}")
+            advertised.append(f"{PLAINTEXT_LISTENER_NAME}://{plaintext}")
+            protocols.append(f"{PLAINTEXT_LISTENER_NAME}:PLAINTEXT")
         return {
-            "listeners": f"{LISTENER_NAME}://{listener},CONTROLLER://{controller}",
-            "advertised.listeners": (
-                f"{LISTENER_NAME}://{HOST_NAME}:{port},CONTROLLER://{controller}"
-            ),
-            "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,{LISTENER_NAME}:SASL_SSL",
+            "listeners": ",".join(listeners),
+            "advertised.listeners": ",".join(advertised),
+            "listener.security.protocol.map": ",".join(protocols),
             "inter.broker.listener.name": LISTENER_NAME,
             "sasl.enabled.mechanisms": SCRAM_MECHANISM,
             "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,

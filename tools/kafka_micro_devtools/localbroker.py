@@ -3,7 +3,7 @@
 The broker is run through the archive's own ``bin/`` launchers (``kafka-storage``,
 ``kafka-server-start``, ``kafka-acls``), so everything that starts here also proves those
 launchers work. Its client listener is PLAINTEXT, or with ``secured=True`` SASL_SSL with SCRAM
-users and ACLs (``broker_security``).
+users and ACLs (``broker_security``), optionally beside a PLAINTEXT one (``plaintext_listener``).
 """
 
 import os
@@ -91,6 +91,9 @@ class LocalBroker:
     ``start()``. Either way they are kept, so the node can be stopped and started again on its data.
     With ``secured``, the client listener is SASL_SSL (``security`` holds its CA, keystore and
     users, in ``work_dir/tls``) and clients reach it as ``localhost``, the certificate's name.
+    ``plaintext_listener`` (with ``secured`` only) adds a PLAINTEXT client listener on a third
+    free port, ``plaintext_bootstrap``, whose clients are not restricted by the ACLs: the same
+    broker reached both ways, to compare the two.
     """
 
     def __init__(
@@ -104,6 +107,7 @@ class LocalBroker:
         ports: tuple[int, int] | None = None,
         extra_properties: Mapping[str, str] | None = None,
         secured: bool = False,
+        plaintext_listener: bool = False,
     ) -> None:
         if not (kafka_home / "bin" / "kafka-server-start").is_file():
             raise ValueError(f"kafka_home {kafka_home} has no bin/kafka-server-start")
@@ -117,6 +121,8 @@ class LocalBroker:
             ports[0] == ports[1] or not all(0 < port < 65536 for port in ports)
         ):
             raise ValueError(f"ports must be two different TCP ports (1-65535), got {ports}")
+        if plaintext_listener and not secured:
+            raise ValueError("plaintext_listener adds a listener to a secured broker: set secured")
         self.kafka_home = kafka_home
         self.work_dir = work_dir
         self.log_dir = work_dir / "logs"
@@ -129,6 +135,8 @@ class LocalBroker:
         self.extra_properties = dict(extra_properties or {})
         self.security = SecuredListener.create(work_dir / "tls") if secured else None
         self._ports = ports
+        self._plaintext_listener = plaintext_listener
+        self._plaintext_port: int | None = None
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -136,6 +144,15 @@ class LocalBroker:
         """``host:port`` of the client listener; known once ``start()`` has been called."""
         host = HOST_NAME if self.security is not None else "127.0.0.1"
         return f"{host}:{self._require_ports()[0]}"
+
+    @property
+    def plaintext_bootstrap(self) -> str:
+        """``127.0.0.1:port`` of the ``plaintext_listener``; known once ``start()`` was called."""
+        if not self._plaintext_listener:
+            raise RuntimeError("the broker has no PLAINTEXT listener; create it with one")
+        if self._plaintext_port is None:
+            raise RuntimeError("the broker's ports are picked by start(); call it first")
+        return f"127.0.0.1:{self._plaintext_port}"
 
     @property
     def listener_address(self) -> str:
@@ -163,6 +180,8 @@ class LocalBroker:
         if self._ports is None:
             broker_port, controller_port = _free_ports(2)
             self._ports = (broker_port, controller_port)
+        if self._plaintext_listener and self._plaintext_port is None:
+            self._plaintext_port = next(port for port in _free_ports(3) if port not in self._ports)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._write_properties()
         if not (self.data_dir / "meta.properties").exists():
@@ -264,7 +283,11 @@ class LocalBroker:
 
     def _listener_properties(self) -> dict[str, str]:
         if self.security is not None:
-            return self.security.broker_properties(self.listener_address, self.controller_address)
+            return self.security.broker_properties(
+                self.listener_address,
+                self.controller_address,
+                self.plaintext_bootstrap if self._plaintext_listener else None,
+            )
         return {
             "listeners": f"PLAINTEXT://{self.bootstrap},CONTROLLER://{self.controller_address}",
             "advertised.listeners": (
