@@ -22,14 +22,15 @@ import confluent_kafka
 from kafka_micro.argtypes import positive_int
 from kafka_micro.runtime import configure_logging
 from kafka_micro.settings import ConfigError, ProfileName, Settings, load_settings
-from kafka_micro_devtools.bench import groups, report, runner, sweep
-from kafka_micro_devtools.bench.context import BenchContext, BenchError
+from kafka_micro_devtools.bench import groups, report, runner, security, sweep
+from kafka_micro_devtools.bench.context import NAME_PREFIX, BenchContext, BenchError
 from kafka_micro_devtools.bench.profile import (
     BenchProfile,
     java_consumer_properties,
     java_producer_properties,
 )
 from kafka_micro_devtools.bench.results import BenchResults, load_average
+from kafka_micro_devtools.broker_security import USERS
 from kafka_micro_devtools.localbroker import (
     ARCHIVE_NAME,
     BrokerStartError,
@@ -119,6 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead of the standard benchmark, time how each consumer group protocol "
         "(KIP-848 consumer, classic) balances six members, hands over on restarts and copes "
         "with a stalled member; --repeats N rounds (docs/consumer-protocol.md)",
+    )
+    measurement.add_argument(
+        "--security-cost",
+        action="store_true",
+        help="instead of the standard benchmark, measure our producer (100 B, 1 KB) and "
+        "consumers (1 and 6) over PLAINTEXT and over SASL_SSL (SCRAM-SHA-512, TLS, ACLs) "
+        "listeners of one broker started from the archive, in turns; --repeats N rounds; "
+        "no --bootstrap, Kafka's tools not run",
     )
     bench.add_argument(
         "--output-dir",
@@ -244,7 +253,10 @@ def _baseline(args: argparse.Namespace, settings: Settings) -> BenchProfile:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``kafka-micro-bench``: returns the process exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.security_cost and args.bootstrap is not None:
+        parser.error("--security-cost starts a broker of its own: it takes no --bootstrap")
     try:
         settings = load_settings(args.config, {"profile": args.profile} if args.profile else {})
     except ConfigError as error:
@@ -262,6 +274,13 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     )
     output_dir.mkdir(parents=True, exist_ok=True)
     plan = (runner.BenchPlan.quick if args.quick else runner.BenchPlan.full)(args.repeats)
+    if args.security_cost:
+        try:
+            _security_cost(args, plan=plan, profile=profile, output_dir=output_dir)
+        except (BenchError, BrokerStartError, FileNotFoundError, ValueError) as error:
+            log.error("bench failed: %s", error)
+            return EXIT_FAILED
+        return 0
     try:
         with (
             tempfile.TemporaryDirectory(prefix="kafka-micro-bench-") as scratch,
@@ -383,3 +402,85 @@ def _group_protocols(
     )
     print(groups.to_table(timings))
     print(f"wrote {path}")
+
+
+@contextlib.contextmanager
+def _security_contexts(
+    args: argparse.Namespace, scratch: Path, output_dir: Path
+) -> Iterator[tuple[dict[security.Mode, BenchContext], dict[str, Any]]]:
+    """One broker with a PLAINTEXT and a SASL_SSL client listener, a context for each."""
+    kafka_home: Path = args.kafka_home or unpack_archive(_archive(args), scratch / "kafka")
+    with LocalBroker(
+        kafka_home,
+        scratch / "broker",
+        heap=args.broker_heap,
+        num_partitions=24,
+        secured=True,
+        plaintext_listener=True,
+    ) as local:
+        local.grant_pipeline(NAME_PREFIX, NAME_PREFIX, prefixed=True)
+        contexts: dict[security.Mode, BenchContext] = {
+            "plaintext": BenchContext(local.plaintext_bootstrap, output_dir, None),
+            "sasl_ssl": BenchContext(
+                local.bootstrap,
+                output_dir,
+                None,
+                client_properties={user: local.client_properties(user) for user in USERS},
+            ),
+        }
+        info = {
+            "started": True,
+            "plaintext_bootstrap": local.plaintext_bootstrap,
+            "sasl_ssl_bootstrap": local.bootstrap,
+            "sasl_mechanism": "SCRAM-SHA-512",
+            "authorizer": "StandardAuthorizer, prefixed ACLs for producer and consumer",
+            "heap": args.broker_heap,
+            "kafka_jars": _kafka_version(kafka_home),
+            "same_machine": True,
+        }
+        try:
+            yield contexts, info
+        finally:
+            for ctx in contexts.values():
+                ctx.delete_topics()
+                ctx.close()
+
+
+def _security_cost(
+    args: argparse.Namespace,
+    *,
+    plan: runner.BenchPlan,
+    profile: BenchProfile,
+    output_dir: Path,
+) -> None:
+    with (
+        tempfile.TemporaryDirectory(prefix="kafka-micro-bench-") as scratch,
+        _security_contexts(args, Path(scratch), output_dir) as (contexts, info),
+    ):
+        contexts["plaintext"].progress(
+            "one broker: PLAINTEXT %s, SASL_SSL %s; results in %s",
+            info["plaintext_bootstrap"],
+            info["sasl_ssl_bootstrap"],
+            output_dir,
+        )
+        results = security.SecurityResults(
+            started_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            command=sys.orig_argv,
+            quick=args.quick,
+            machine=_machine(),
+            broker=info,
+            profile=profile.model_dump(),
+            load_average_start=load_average(),
+        )
+        path = output_dir / "security-cost.json"
+        try:
+            for ctx in contexts.values():
+                runner.warm_up(ctx, plan, profile)
+            results.runs = security.measure(contexts, plan, profile)
+            results.comparisons = security.summarize(results.runs)
+        finally:
+            results.finished_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+            results.load_average_end = load_average()
+            path.write_text(results.to_json() + "\n", encoding="utf-8")
+    print(security.to_table(results.comparisons))
+    print(f"\nwrote {path}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from confluent_kafka.cimpl import NewTopic
 
 from kafka_micro.clients import ClientErrors, client_config, create_client
 from kafka_micro.settings import settings_from
+from kafka_micro_devtools.broker_security import User
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +25,8 @@ _ADMIN_TIMEOUT_S = 30.0
 # A group description is asked for again and again while waiting; one that the broker cannot
 # give yet (e.g. its coordinator still loading after a start) must not hold the wait for long.
 _DESCRIBE_TIMEOUT_S = 2.0
+NAME_PREFIX = "kafka-micro-bench-"
+"""Every topic and group the bench creates is named so (``unique_name``)."""
 
 
 class BenchError(RuntimeError):
@@ -34,12 +38,16 @@ class BenchContext:
     """The broker under test and where the run keeps its files.
 
     ``kafka_home`` is an unpacked Kafka install whose ``bin/`` has the perf-test tools;
-    without it Kafka's own tools are not run and there are no ratios.
+    without it Kafka's own tools are not run and there are no ratios. ``client_properties``
+    holds, per user, the librdkafka properties (``security.protocol``, ``sasl.*``, ``ssl.*``)
+    its clients connect with: the admin client as ``admin``, our producers as ``producer``,
+    our consumers as ``consumer``; empty (the default) for a PLAINTEXT broker.
     """
 
     bootstrap: str
     work_dir: Path
     kafka_home: Path | None
+    client_properties: Mapping[User, Mapping[str, str]] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     _admin: AdminClient | None = None
@@ -49,11 +57,17 @@ class BenchContext:
     @property
     def admin(self) -> AdminClient:
         if self._admin is None:
-            settings = settings_from({"bootstrap_servers": self.bootstrap})
+            settings = settings_from(
+                {"bootstrap_servers": self.bootstrap, "librdkafka": self.librdkafka("admin")}
+            )
             self._admin = create_client(
                 AdminClient, client_config(settings, "admin", ClientErrors("admin"))
             )
         return self._admin
+
+    def librdkafka(self, user: User) -> dict[str, str]:
+        """The connection properties of ``user``'s clients (empty for a PLAINTEXT broker)."""
+        return dict(self.client_properties.get(user, {}))
 
     def progress(self, message: str, *args: object) -> None:
         """A progress line, prefixed with the seconds since the benchmark started."""
@@ -62,7 +76,7 @@ class BenchContext:
     def unique_name(self, what: str) -> str:
         """A topic or group name no other run uses: ``kafka-micro-bench-RUN-N-WHAT``."""
         self._names += 1
-        return f"kafka-micro-bench-{self.run_id}-{self._names}-{what}"
+        return f"{NAME_PREFIX}{self.run_id}-{self._names}-{what}"
 
     def log_path(self, name: str) -> Path:
         logs = self.work_dir / "logs"

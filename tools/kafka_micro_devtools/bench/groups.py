@@ -90,7 +90,9 @@ class _Group:
         consumer = {"group_id": self._group, "group_protocol": self._protocol}
         if instance_id is not None:
             consumer["instance_id"] = instance_id
-        settings = settings_tree(self._ctx, self._profile, self._topic, consumer=consumer)
+        settings = settings_tree(
+            self._ctx, self._profile, self._topic, user="consumer", consumer=consumer
+        )
         probe = Probe(self._ctx, f"{self._group}-{name}", settings, "consume")
         self.members.append(probe)
         return probe

@@ -16,6 +16,7 @@ from kafka_micro_devtools.bench.context import BenchContext, BenchError
 from kafka_micro_devtools.bench.latencyfile import latency_ns_from_file
 from kafka_micro_devtools.bench.profile import BenchProfile
 from kafka_micro_devtools.bench.results import LatencyRun, Throughput, load_average, percentile
+from kafka_micro_devtools.broker_security import User
 
 TOOL = "kafka-micro"
 _PRODUCE_TIMEOUT_S = 900.0
@@ -115,16 +116,24 @@ def settings_tree(
     ctx: BenchContext,
     profile: BenchProfile,
     topic: str,
+    *,
+    user: User,
     producer: dict[str, Any] | None = None,
     consumer: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Child settings: the profile plus per-run values, in the config file's layout."""
-    return {
+    """Child settings: the profile plus per-run values, in the config file's layout.
+
+    ``user`` is whom the child connects as: the top-level librdkafka table gets its
+    connection properties when the broker is secured (``ctx.client_properties``).
+    """
+    tree = {
         "bootstrap_servers": ctx.bootstrap,
         "topic": topic,
         "producer": {**profile.producer.model_dump(), **(producer or {})},
         "consumer": {**profile.consumer.model_dump(), **(consumer or {})},
     }
+    connection = ctx.librdkafka(user)
+    return {**tree, "librdkafka": connection} if connection else tree
 
 
 def produce(
@@ -138,7 +147,11 @@ def produce(
 ) -> Throughput:
     """Our producer sends ``count`` messages as fast as it can; timed around ``run_producer``."""
     settings = settings_tree(
-        ctx, profile, topic, producer={"id": name, "message_size": message_bytes, "rate": 0.0}
+        ctx,
+        profile,
+        topic,
+        user="producer",
+        producer={"id": name, "message_size": message_bytes, "rate": 0.0},
     )
     load = load_average()
     probe = Probe(ctx, name, settings, "produce", "--count", str(count))
@@ -169,7 +182,7 @@ def drain(
     instance (see ``probe.BatchTimes``). Also returns each instance's peak RSS in MB.
     """
     group = ctx.unique_name(f"drain{instances}")
-    settings = settings_tree(ctx, profile, topic, consumer={"group_id": group})
+    settings = settings_tree(ctx, profile, topic, user="consumer", consumer={"group_id": group})
     probes = [Probe(ctx, f"{group}-{n}", settings, "consume") for n in range(1, instances + 1)]
     try:
         ctx.wait_for_assignment(group, partitions, _ASSIGNMENT_TIMEOUT_S, members=instances)
@@ -248,7 +261,7 @@ def latency(
     consumer = Probe(
         ctx,
         name,
-        settings_tree(ctx, profile, topic, consumer={"group_id": group}),
+        settings_tree(ctx, profile, topic, user="consumer", consumer={"group_id": group}),
         "consume",
         "--latency-out",
         str(latency_file),
@@ -258,6 +271,7 @@ def latency(
         ctx,
         profile,
         topic,
+        user="producer",
         producer={"id": producer_name, "message_size": message_bytes, "rate": rate},
     )
     try:
