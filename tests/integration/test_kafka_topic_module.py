@@ -6,55 +6,28 @@ and every outcome is checked again with Kafka's own tools, not with the module's
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from modulerunner import (
+    ROLES,
+    VENV_BIN,
+    ModuleRun,
+    ansible_env,
+    assert_documentation_matches_argument_spec,
+    run_module,
+)
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-ROLES = REPO / "roles"
 LIBRARY = ROLES / "kafka_topics" / "library"
-VENV_BIN = Path(sys.executable).parent
-# Ad hoc output: "localhost | CHANGED => {json}", after any diff text.
-_RESULT_LINE = re.compile(r"^localhost \| (?P<status>[A-Z]+!?) => ", re.MULTILINE)
-
-
-@dataclass
-class ModuleRun:
-    status: str
-    result: dict[str, Any]
-    output: str
-
-    @property
-    def failed(self) -> bool:
-        return self.status.startswith("FAILED")
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.result.get("changed"))
-
-
-def ansible_env(tmp_path: Path) -> dict[str, str]:
-    return {
-        "PATH": f"{VENV_BIN}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(tmp_path),
-        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
-        "ANSIBLE_ROLES_PATH": str(ROLES),
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-        "ANSIBLE_NOCOLOR": "true",
-        "ANSIBLE_FORCE_COLOR": "false",
-    }
 
 
 def unique_topic(label: str) -> str:
@@ -71,36 +44,7 @@ class Kafka:
 
     def module(self, check: bool = False, diff: bool = False, **params: Any) -> ModuleRun:
         args = {"kafka_bin_dir": str(self.bin_dir), "bootstrap_server": self.bootstrap, **params}
-        command = [
-            str(VENV_BIN / "ansible"),
-            "localhost",
-            "-c",
-            "local",
-            "-M",
-            str(LIBRARY),
-            "-m",
-            "kafka_topic",
-            "-a",
-            json.dumps(args),
-        ]
-        if check:
-            command.append("--check")
-        if diff:
-            command.append("--diff")
-        completed = subprocess.run(
-            command,
-            cwd=self.tmp_path,
-            env=ansible_env(self.tmp_path),
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        output = completed.stdout + completed.stderr
-        match = _RESULT_LINE.search(completed.stdout)
-        assert match, f"no module result in the output of {command}:\n{output}"
-        result = json.loads(completed.stdout[match.end() :])
-        return ModuleRun(status=match["status"], result=result, output=output)
+        return run_module(LIBRARY, "kafka_topic", args, self.tmp_path, check=check, diff=diff)
 
     def tool(self, name: str, *args: str) -> str:
         completed = subprocess.run(
@@ -352,30 +296,7 @@ def test_invalid_requests_fail_before_kafka_is_asked(kafka: Kafka) -> None:
 def test_module_documentation_matches_its_argument_spec(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    listed = subprocess.run(
-        [str(VENV_BIN / "ansible-doc"), "--json", "-M", str(LIBRARY), "kafka_topic"],
-        env=ansible_env(tmp_path),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    documented = json.loads(listed.stdout)["kafka_topic"]["doc"]["options"]
-    spec = importlib.util.spec_from_file_location("kafka_topic", LIBRARY / "kafka_topic.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    # dataclasses look their module up in sys.modules while the file is executed.
-    monkeypatch.setitem(sys.modules, "kafka_topic", module)
-    spec.loader.exec_module(module)
-
-    accepted = module.argument_spec()
-
-    assert documented.keys() == accepted.keys()
-    for option, rules in accepted.items():
-        described = documented[option]
-        assert described["type"] == rules["type"], option
-        assert described.get("required", False) == rules.get("required", False), option
-        assert described.get("default") == rules.get("default"), option
-        assert described.get("choices") == rules.get("choices"), option
+    assert_documentation_matches_argument_spec(LIBRARY, "kafka_topic", tmp_path, monkeypatch)
 
 
 def run_role(kafka: Kafka, *extra_vars: dict[str, Any]) -> subprocess.CompletedProcess[str]:
@@ -394,6 +315,7 @@ def run_role(kafka: Kafka, *extra_vars: dict[str, Any]) -> subprocess.CompletedP
     base = {
         "kafka_topics_kafka_home": str(kafka.bin_dir.parent),
         "kafka_topics_bootstrap_server": kafka.bootstrap,
+        "kafka_topics_command_config": "",
     }
     command = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), str(playbook)]
     for variables in (base, *extra_vars):

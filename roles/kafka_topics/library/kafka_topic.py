@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.kafka_cli import KafkaTools, connection_options
 
 DOCUMENTATION = r"""
 ---
@@ -151,7 +151,6 @@ _CONFIG_KEY = re.compile(r"^[a-zA-Z0-9._-]+$")
 _CONFIG_LINE = re.compile(
     r"^\s+(?P<key>[^=\s]+)=(?P<value>.*) sensitive=(?P<sensitive>true|false) synonyms=\{.*\}\s*$"
 )
-_TIMEOUT_EXIT_CODE = 124
 
 
 @dataclass(frozen=True)
@@ -170,86 +169,6 @@ class TopicState:
             "replication_factor": self.replication_factor,
             "config": dict(sorted(self.config.items())),
         }
-
-
-class KafkaTools:
-    """Runs kafka-topics and kafka-configs from one Kafka installation against one cluster."""
-
-    def __init__(self, module: AnsibleModule) -> None:
-        self._module = module
-        bin_dir = Path(module.params["kafka_bin_dir"])
-        self.topics_tool = self._find_tool(bin_dir, "kafka-topics")
-        self.configs_tool = self._find_tool(bin_dir, "kafka-configs")
-        self._connection = ["--bootstrap-server", module.params["bootstrap_server"]]
-        command_config = module.params["command_config"]
-        if command_config is not None:
-            if not Path(command_config).is_file():
-                module.fail_json(
-                    msg=f"command_config '{command_config}' is not a file; give the path of a "
-                    "client properties file on the target host, or leave it unset."
-                )
-            self._connection += ["--command-config", command_config]
-        self._timeout = module.params["timeout"]
-
-    def _find_tool(self, bin_dir: Path, tool: str) -> str:
-        found = next(
-            (str(path) for path in (bin_dir / tool, bin_dir / f"{tool}.sh") if path.is_file()),
-            None,
-        )
-        if found is None:
-            self._module.fail_json(
-                msg=f"Neither {tool} nor {tool}.sh found in kafka_bin_dir '{bin_dir}'; set "
-                "kafka_bin_dir to the bin/ directory of the Kafka installation on this host."
-            )
-        return found
-
-    def command(self, tool: str, *args: str) -> list[str]:
-        return [tool, *self._connection, *args]
-
-    def run(self, argv: list[str]) -> str:
-        # The tools' admin client retries for a minute or more when no broker answers;
-        # the bound keeps a play from hanging on an unreachable cluster.
-        rc, stdout, stderr = self._module.run_command(
-            ["timeout", "--kill-after=10", str(self._timeout), *argv],
-            # A JMX_PORT inherited from the login environment would make the tool's JVM try
-            # to bind the broker's JMX port and die.
-            environ_update={"JMX_PORT": ""},
-            expand_user_and_vars=False,
-        )
-        if rc == _TIMEOUT_EXIT_CODE:
-            self._module.fail_json(
-                msg=f"{Path(argv[0]).name} did not finish within {self._timeout} seconds; check "
-                f"that a broker answers at {self._module.params['bootstrap_server']}, or raise "
-                "timeout.",
-                cmd=argv,
-                stdout=stdout,
-                stderr=stderr,
-            )
-        if rc != 0:
-            self._module.fail_json(
-                msg=f"{Path(argv[0]).name} failed with exit code {rc}: "
-                f"{error_summary(stdout, stderr)}",
-                cmd=argv,
-                rc=rc,
-                stdout=stdout,
-                stderr=stderr,
-            )
-        return stdout
-
-
-def error_summary(stdout: str, stderr: str) -> str:
-    """The tool's error lines without Java stack frames.
-
-    kafka-topics prints its error on stdout and a stack trace on stderr; kafka-configs prints
-    both on stderr.
-    """
-    lines = []
-    for line in (*stdout.splitlines(), *stderr.splitlines()):
-        text = line.strip()
-        is_stack_frame = text.startswith(("at ", "... "))
-        if text and not is_stack_frame and text not in lines:
-            lines.append(text)
-    return " | ".join(lines) or "(no output)"
 
 
 def topic_pattern(name: str) -> str:
@@ -341,9 +260,7 @@ def requested_config(module: AnsibleModule) -> dict[str, str]:
 
 def read_topic(module: AnsibleModule, tools: KafkaTools, name: str) -> TopicState | None:
     description = tools.run(
-        tools.command(
-            tools.topics_tool, "--describe", "--topic", topic_pattern(name), "--if-exists"
-        )
+        tools.command("kafka-topics", "--describe", "--topic", topic_pattern(name), "--if-exists")
     )
     try:
         shape = parse_topic_description(name, description)
@@ -353,7 +270,7 @@ def read_topic(module: AnsibleModule, tools: KafkaTools, name: str) -> TopicStat
         return None
     configs_output = tools.run(
         tools.command(
-            tools.configs_tool, "--describe", "--entity-type", "topics", "--entity-name", name
+            "kafka-configs", "--describe", "--entity-type", "topics", "--entity-name", name
         )
     )
     try:
@@ -395,7 +312,7 @@ def plan_present(
     )
     if current is None:
         create = tools.command(
-            tools.topics_tool,
+            "kafka-topics",
             "--create",
             "--topic",
             name,
@@ -416,7 +333,7 @@ def plan_present(
     if wanted.partitions > current.partitions:
         commands.append(
             tools.command(
-                tools.topics_tool,
+                "kafka-topics",
                 "--alter",
                 "--topic",
                 topic_pattern(name),
@@ -430,7 +347,7 @@ def plan_present(
     )
     if to_set or to_delete:
         alter = tools.command(
-            tools.configs_tool, "--alter", "--entity-type", "topics", "--entity-name", name
+            "kafka-configs", "--alter", "--entity-type", "topics", "--entity-name", name
         )
         if to_set:
             alter += ["--add-config", add_config_argument(to_set)]
@@ -455,10 +372,7 @@ def argument_spec() -> dict[str, dict[str, Any]]:
         "replication_factor": {"type": "int"},
         "config": {"type": "dict", "default": {}},
         "config_purge": {"type": "bool", "default": False},
-        "bootstrap_server": {"type": "str", "default": "localhost:9092"},
-        "kafka_bin_dir": {"type": "path", "required": True},
-        "command_config": {"type": "path"},
-        "timeout": {"type": "int", "default": 120},
+        **connection_options(),
     }
 
 
@@ -481,14 +395,14 @@ def main() -> None:
                 msg=f"{option} for topic '{name}' is {params[option]}; it must be 1 or more."
             )
 
-    tools = KafkaTools(module)
+    tools = KafkaTools(module, "kafka-topics", "kafka-configs")
     current = read_topic(module, tools, name)
     before = current.as_dict(name) if current else {"name": name, "state": "absent"}
 
     if params["state"] == "absent":
         after: dict[str, Any] = {"name": name, "state": "absent"}
         commands = (
-            [tools.command(tools.topics_tool, "--delete", "--topic", topic_pattern(name))]
+            [tools.command("kafka-topics", "--delete", "--topic", topic_pattern(name))]
             if current
             else []
         )
