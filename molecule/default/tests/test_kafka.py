@@ -267,7 +267,7 @@ def test_data_survives_a_restart_of_the_whole_machine(host):
     )
     host.check_output(
         f"echo {payload} | {BIN}/kafka-console-producer --bootstrap-server {bootstrap(host)} "
-        f"--topic {topic} "
+        f"--topic {topic} --producer.config /etc/kafka/admin-client.properties "
         "--producer-property acks=all"
     )
     subprocess.run(["docker", "restart", host.backend.get_hostname()], check=True, timeout=300)
@@ -283,6 +283,7 @@ def test_data_survives_a_restart_of_the_whole_machine(host):
     assert host.file(f"{META_DIR}/meta.properties").content_string == meta_before
     consumed = host.check_output(
         f"{BIN}/kafka-console-consumer --bootstrap-server {bootstrap(host)} --topic {topic} "
+        "--consumer.config /etc/kafka/admin-client.properties "
         "--from-beginning --max-messages 1 --timeout-ms 60000"
     )
     assert consumed.strip() == payload

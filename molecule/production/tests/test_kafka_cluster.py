@@ -51,8 +51,13 @@ def test_all_nodes_share_one_cluster_and_vote_in_one_quorum(hosts):
     assert re.search(r"LeaderId:\s+[123]\b", status)
 
 
+def certificate_digest(host):
+    return host.check_output("sha256sum /etc/kafka/tls/host.crt")
+
+
 def test_rolling_restart_keeps_acks_all_writes_flowing(hosts):
-    """A config change restarts the nodes one by one while a producer writes with acks=all."""
+    """A config change and new certificates (the rotation a run with kafka_tls_renew=true makes)
+    restart the nodes one by one while a producer writes with acks=all."""
     producer = hosts[0]
     topic = f"molecule-rolling-{uuid.uuid4().hex[:8]}"
     producer.check_output(
@@ -70,6 +75,7 @@ def test_rolling_restart_keeps_acks_all_writes_flowing(hosts):
             "-c",
             f"{BIN}/kafka-producer-perf-test --topic {topic} --num-records {RECORDS} "
             f"--throughput {THROUGHPUT} --record-size 100 "
+            f"--producer.config /etc/kafka/admin-client.properties "
             f"--producer-props bootstrap.servers={BOOTSTRAP} "
             "acks=all delivery.timeout.ms=300000 > /tmp/rolling-producer.log 2>&1",
         ],
@@ -78,8 +84,12 @@ def test_rolling_restart_keeps_acks_all_writes_flowing(hosts):
     # A value no earlier run used, so that the configuration really changes.
     backoff_ms = 15000 + int(time.time()) % 100000
     extra = json.dumps(
-        {"confluent_kafka_server_properties_extra": {"log.cleaner.backoff.ms": backoff_ms}}
+        {
+            "confluent_kafka_server_properties_extra": {"log.cleaner.backoff.ms": backoff_ms},
+            "kafka_tls_renew": True,
+        }
     )
+    digests = {host: certificate_digest(host) for host in hosts}
     result = subprocess.run(
         [
             "ansible-playbook",
@@ -87,7 +97,7 @@ def test_rolling_restart_keeps_acks_all_writes_flowing(hosts):
             os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "inventory"),
             os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "playbooks", "site.yml"),
             "--tags",
-            "confluent_kafka_configure,confluent_kafka_run",
+            "confluent_kafka_configure,confluent_kafka_run,kafka_tls",
             "-e",
             extra,
         ],
@@ -97,6 +107,8 @@ def test_rolling_restart_keeps_acks_all_writes_flowing(hosts):
         check=False,
     )
     assert result.returncode == 0, result.stdout[-4000:]
+    for host in hosts:
+        assert certificate_digest(host) != digests[host], host.backend.get_hostname()
     # One node at a time: each restart is followed by its health wait before the next restart.
     steps = re.findall(r"(Restart Kafka on|node) (production-kafka-\d)\]", result.stdout)
     restarts = [node for kind, node in steps if kind == "Restart Kafka on"]

@@ -1,0 +1,96 @@
+"""kafka_cluster's security preflight and generated credentials, in real ansible-playbook runs.
+
+Every role that renders SCRAM settings runs this preflight first; a bad value must stop the play
+before anything is written, naming the variable and never printing a password.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+GIVEN_PASSWORD = "Given-Password-123"
+
+
+def run_preflight(tmp_path: Path, *extra_vars: dict) -> subprocess.CompletedProcess[str]:
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    inventory = {"all": {"children": {"kafka": {"hosts": {"node-a": local}}}}}
+    (tmp_path / "hosts.json").write_text(json.dumps(inventory))
+    (tmp_path / "play.yml").write_text(
+        "- name: Check and show the cluster's security settings\n"
+        "  hosts: kafka\n"
+        "  gather_facts: false\n"
+        "  tasks:\n"
+        "    - name: Run the security preflight\n"
+        "      ansible.builtin.include_role:\n"
+        "        name: kafka_cluster\n"
+        "        tasks_from: security_preflight\n"
+        "        public: true\n"
+        "    - name: Write the users the roles would create\n"
+        "      ansible.builtin.copy:\n"
+        '        content: "{{ kafka_cluster_users | to_json }}"\n'
+        f"        dest: {tmp_path / 'users.json'}\n"
+        "        mode: '0600'\n"
+        "      when: kafka_cluster_secured\n"
+    )
+    command = [str(VENV_BIN / "ansible-playbook"), "-i", str(tmp_path / "hosts.json")]
+    for extra in extra_vars:
+        command += ["-e", json.dumps(extra)]
+    return subprocess.run(
+        [*command, str(tmp_path / "play.yml")],
+        env={**os.environ, "ANSIBLE_ROLES_PATH": str(REPO / "roles"), "ANSIBLE_NOCOLOR": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_passwords_left_empty_are_generated_once_and_kept(tmp_path):
+    credentials = tmp_path / "credentials"
+    settings = {"kafka_cluster_credentials_dir": str(credentials)}
+    first = run_preflight(tmp_path, settings, {"kafka_cluster_admin_password": GIVEN_PASSWORD})
+    assert first.returncode == 0, first.stdout
+    users = {user["role"]: user for user in json.loads((tmp_path / "users.json").read_text())}
+    assert users["admin"]["password"] == GIVEN_PASSWORD
+    assert not (credentials / "kafka-admin").exists()
+    generated = (credentials / "kafka-micro-producer").read_text().strip()
+    assert users["producer"]["password"] == generated
+    assert len(generated) == 32
+    assert credentials.stat().st_mode & 0o777 == 0o700
+    assert (credentials / "kafka-micro-producer").stat().st_mode & 0o777 == 0o600
+
+    second = run_preflight(tmp_path, settings)
+    assert second.returncode == 0, second.stdout
+    again = {user["role"]: user for user in json.loads((tmp_path / "users.json").read_text())}
+    assert again["producer"]["password"] == generated
+
+
+def test_a_password_kafka_tools_cannot_take_is_refused_by_its_variable(tmp_path):
+    bad = "has,comma=and]bracket"
+    result = run_preflight(
+        tmp_path,
+        {"kafka_cluster_credentials_dir": str(tmp_path / "credentials")},
+        {"kafka_cluster_consumer_password": bad, "kafka_cluster_broker_password": "short"},
+    )
+    assert result.returncode != 0
+    assert "kafka_cluster_broker_password, kafka_cluster_consumer_password" in result.stdout
+    assert "at least 12 characters" in result.stdout
+    assert bad not in result.stdout
+    assert not (tmp_path / "users.json").exists()
+
+
+def test_an_unknown_protocol_is_refused_with_the_allowed_ones(tmp_path):
+    result = run_preflight(tmp_path, {"kafka_cluster_security_protocol": "SSL"})
+    assert result.returncode != 0
+    assert "kafka_cluster_security_protocol is 'SSL': use SASL_SSL" in result.stdout
+
+
+def test_plaintext_must_be_asked_for_and_is_warned_about_loudly(tmp_path):
+    result = run_preflight(tmp_path, {"kafka_cluster_security_protocol": "PLAINTEXT"})
+    assert result.returncode == 0, result.stdout
+    assert "WARNING: kafka_cluster_security_protocol is PLAINTEXT" in result.stdout
+    assert not (tmp_path / "credentials").exists()
