@@ -18,7 +18,9 @@ GIVEN_PASSWORD = "Given-Password-123"
 def run_preflight(tmp_path: Path, *extra_vars: dict) -> subprocess.CompletedProcess[str]:
     local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
     inventory = {"all": {"children": {"kafka": {"hosts": {"node-a": local}}}}}
-    (tmp_path / "hosts.json").write_text(json.dumps(inventory))
+    inventory_dir = tmp_path / "inventory"
+    inventory_dir.mkdir(exist_ok=True)
+    (inventory_dir / "hosts.json").write_text(json.dumps(inventory))
     (tmp_path / "play.yml").write_text(
         "- name: Check and show the cluster's security settings\n"
         "  hosts: kafka\n"
@@ -36,7 +38,7 @@ def run_preflight(tmp_path: Path, *extra_vars: dict) -> subprocess.CompletedProc
         "        mode: '0600'\n"
         "      when: kafka_cluster_secured\n"
     )
-    command = [str(VENV_BIN / "ansible-playbook"), "-i", str(tmp_path / "hosts.json")]
+    command = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory_dir)]
     for extra in extra_vars:
         command += ["-e", json.dumps(extra)]
     return subprocess.run(
@@ -49,21 +51,30 @@ def run_preflight(tmp_path: Path, *extra_vars: dict) -> subprocess.CompletedProc
     )
 
 
-def test_passwords_left_empty_are_generated_once_and_kept(tmp_path):
-    credentials = tmp_path / "credentials"
-    settings = {"kafka_cluster_credentials_dir": str(credentials)}
-    first = run_preflight(tmp_path, settings, {"kafka_cluster_admin_password": GIVEN_PASSWORD})
+def test_passwords_left_empty_are_generated_once_beside_the_inventory_and_kept(tmp_path):
+    credentials = tmp_path / "inventory" / "credentials"
+    first = run_preflight(tmp_path, {"kafka_cluster_admin_password": GIVEN_PASSWORD})
     assert first.returncode == 0, first.stdout
     users = {user["role"]: user for user in json.loads((tmp_path / "users.json").read_text())}
     assert users["admin"]["password"] == GIVEN_PASSWORD
-    assert not (credentials / "kafka-admin").exists()
-    generated = (credentials / "kafka-micro-producer").read_text().strip()
+    assert not (credentials / "kafka-admin.txt").exists()
+    generated = (credentials / "kafka-micro-producer.txt").read_text().strip()
     assert users["producer"]["password"] == generated
     assert len(generated) == 32
     assert credentials.stat().st_mode & 0o777 == 0o700
-    assert (credentials / "kafka-micro-producer").stat().st_mode & 0o777 == 0o600
+    assert (credentials / "kafka-micro-producer.txt").stat().st_mode & 0o777 == 0o600
 
-    second = run_preflight(tmp_path, settings)
+    # The inventory directory now holds the credentials: they must not be read as hosts.
+    listed = subprocess.run(
+        [str(VENV_BIN / "ansible-inventory"), "-i", str(tmp_path / "inventory"), "--list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert generated not in listed.stdout + listed.stderr
+
+    second = run_preflight(tmp_path)
     assert second.returncode == 0, second.stdout
     again = {user["role"]: user for user in json.loads((tmp_path / "users.json").read_text())}
     assert again["producer"]["password"] == generated
