@@ -77,6 +77,12 @@ except KafkaException as error:
     outcome(False, error.args[0].name())
 """
 PROBE_FILE = "/tmp/kafka-micro-security-probe.py"
+# Prints the SCRAM passwords the role rendered into the app's configuration, as a JSON list.
+READ_PASSWORDS = (
+    "import json, sys, tomllib; settings = tomllib.load(open(sys.argv[1], 'rb')); "
+    "print(json.dumps([settings['librdkafka']['sasl.password'], "
+    "settings['producer']['librdkafka']['sasl.password']]))"
+)
 
 
 @pytest.fixture(scope="module")
@@ -140,3 +146,14 @@ def test_secrets_are_readable_by_the_kafka_group_only_and_not_on_command_lines(n
     assert not node.file("/etc/kafka/format.args").exists
     assert "password" not in node.file("/etc/kafka/server.properties").content_string
     assert "password" not in node.run("ps -eo args").stdout
+
+
+def test_kafka_micro_config_shows_the_login_but_not_the_password(app_host):
+    settings = app_host.check_output(f"{APP_PYTHON} -c {shlex.quote(READ_PASSWORDS)} {APP_CONFIG}")
+    passwords = json.loads(settings)
+    shown = app_host.check_output(
+        f"/opt/kafka-micro/venv/bin/kafka-micro --config {APP_CONFIG} config --json"
+    )
+    assert "kafka-micro-consumer" in shown
+    for password in passwords:
+        assert password not in shown
