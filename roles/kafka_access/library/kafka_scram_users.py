@@ -68,6 +68,11 @@ options:
       - Delete the SCRAM credentials of the users Kafka has and the list does not name.
     type: bool
     default: false
+  login_user:
+    description:
+      - The user O(command_config) logs in as. Its own new password is set last, because every
+        later call still logs in with the one in O(command_config).
+    type: str
   bootstrap_server:
     description:
       - Kafka bootstrap server list (C(host:port[,host:port...])) the tools connect to.
@@ -216,6 +221,7 @@ def argument_spec() -> dict[str, dict[str, Any]]:
         "iterations": {"type": "int", "default": 8192},
         "state_dir": {"type": "path", "required": True},
         "purge": {"type": "bool", "default": False},
+        "login_user": {"type": "str"},
         **connection_options(),
     }
 
@@ -244,6 +250,7 @@ def main() -> None:
         )
         if not in_shape:
             to_set.append(name)
+    to_set.sort(key=lambda name: name == params["login_user"])
     to_delete = sorted(set(current) - set(wanted)) if params["purge"] else []
 
     if not module.check_mode and (to_set or to_delete):

@@ -1,0 +1,55 @@
+"""New SCRAM passwords, given to a running deployment: Kafka learns each one before the units
+that log in with it restart, so the health checks and the pipeline keep working."""
+
+import json
+import os
+import re
+
+import testinfra.utils.ansible_runner
+from groupstate import ADMIN, KAFKA_BIN, bootstrap
+from siteplay import run_site
+
+# The one instance runs Kafka and the app.
+testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(
+    os.environ["MOLECULE_INVENTORY_FILE"]
+).get_hosts("kafka")
+
+NEW_PASSWORDS = json.dumps(
+    {
+        "kafka_cluster_admin_password": "Rotated-Admin-Pass-1",
+        "kafka_cluster_broker_password": "Rotated-Broker-Pass-1",
+        "kafka_cluster_producer_password": "Rotated-Producer-Pass-1",
+    }
+)
+UNITS = ("confluent-kafka.service", "kafka-producer.service")
+
+
+def main_pids(host):
+    return {
+        unit: host.check_output(f"systemctl show --property=MainPID --value {unit}")
+        for unit in UNITS
+    }
+
+
+def test_changed_passwords_roll_the_units_that_use_them_and_a_rerun_changes_nothing(host):
+    before = main_pids(host)
+    try:
+        changed = run_site("-e", NEW_PASSWORDS)
+        assert changed.returncode == 0, changed.stdout[-4000:]
+        after = main_pids(host)
+        for unit in UNITS:
+            assert after[unit] not in ("0", before[unit]), unit
+        assert "Rotated-" not in changed.stdout
+        assert host.file("/etc/kafka/admin-client.properties").contains("Rotated-Admin-Pass-1")
+        listed = host.run(
+            f"{KAFKA_BIN}/kafka-topics --bootstrap-server {bootstrap(host)} {ADMIN} --list"
+        )
+        assert listed.rc == 0, listed.stderr[-2000:]
+        assert host.service("kafka-producer.service").is_running
+
+        again = run_site("-e", NEW_PASSWORDS)
+        assert again.returncode == 0, again.stdout[-4000:]
+        assert re.search(r"changed=0\s", again.stdout), again.stdout[-3000:]
+    finally:
+        restored = run_site()
+        assert restored.returncode == 0, restored.stdout[-4000:]
