@@ -13,6 +13,7 @@ import shlex
 import pytest
 import testinfra
 import testinfra.utils.ansible_runner
+from groupstate import GROUP, TOPIC
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
@@ -94,6 +95,7 @@ def app_host():
 
 
 def probe(host, **case):
+    case.update(topic=TOPIC, group=GROUP, config=APP_CONFIG)
     result = host.run(f"{APP_PYTHON} {PROBE_FILE} {shlex.quote(json.dumps(case))}")
     assert result.rc == 0, result.stderr[-2000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
