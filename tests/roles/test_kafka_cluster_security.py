@@ -5,13 +5,12 @@ before anything is written, naming the variable and never printing a password.
 """
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent
+from playbookrun import VENV_BIN, run_playbook
+
 GIVEN_PASSWORD = "Given-Password-123"
 
 
@@ -38,17 +37,8 @@ def run_preflight(tmp_path: Path, *extra_vars: dict) -> subprocess.CompletedProc
         "        mode: '0600'\n"
         "      when: kafka_cluster_secured\n"
     )
-    command = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory_dir)]
-    for extra in extra_vars:
-        command += ["-e", json.dumps(extra)]
-    return subprocess.run(
-        [*command, str(tmp_path / "play.yml")],
-        env={**os.environ, "ANSIBLE_ROLES_PATH": str(REPO / "roles"), "ANSIBLE_NOCOLOR": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    variables = [json.dumps(extra) for extra in extra_vars]
+    return run_playbook(inventory_dir, tmp_path / "play.yml", *variables)
 
 
 def test_passwords_left_empty_are_generated_once_beside_the_inventory_and_kept(tmp_path):

@@ -6,7 +6,6 @@ directories: what the certificates say is read back with the cryptography librar
 
 import datetime
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +15,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from playbookrun import run_playbook
 
-REPO = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent
 NODES = ("node-a", "node-b")
 
 
@@ -50,18 +48,8 @@ def run_role(tmp_path: Path, *extra_vars: str) -> subprocess.CompletedProcess[st
         "  roles:\n"
         "    - role: kafka_tls\n"
     )
-    command = [str(VENV_BIN / "ansible-playbook"), "-i", str(tmp_path / "hosts.json")]
-    command += ["-e", f"kafka_tls_pki_dir={tmp_path / 'pki'}"]
-    for extra in extra_vars:
-        command += ["-e", extra]
-    return subprocess.run(
-        [*command, str(tmp_path / "play.yml")],
-        env={**os.environ, "ANSIBLE_ROLES_PATH": str(REPO / "roles"), "ANSIBLE_NOCOLOR": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    pki = f"kafka_tls_pki_dir={tmp_path / 'pki'}"
+    return run_playbook(tmp_path / "hosts.json", tmp_path / "play.yml", pki, *extra_vars)
 
 
 def converge(tmp_path: Path, *extra_vars: str) -> str:
