@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from playbookrun import VENV_BIN, run_playbook
+from playbookrun import REPO, VENV_BIN, run_playbook
 
 GIVEN_PASSWORD = "Given-Password-123"
 
@@ -54,15 +54,22 @@ def test_passwords_left_empty_are_generated_once_beside_the_inventory_and_kept(t
     assert credentials.stat().st_mode & 0o777 == 0o700
     assert (credentials / "kafka-micro-producer.txt").stat().st_mode & 0o777 == 0o600
 
-    # The inventory directory now holds the credentials: they must not be read as hosts.
+    # The inventory directory now holds the credentials, and kafka_tls keeps its PKI there too:
+    # with the project's ansible.cfg, neither is read as an inventory source.
+    host_key = credentials.parent / "pki" / "hosts" / "node-a" / "host.key"
+    host_key.parent.mkdir(parents=True)
+    host_key.write_text("-----BEGIN PRIVATE KEY-----\nnot-a-host\n-----END PRIVATE KEY-----\n")
     listed = subprocess.run(
         [str(VENV_BIN / "ansible-inventory"), "-i", str(tmp_path / "inventory"), "--list"],
+        cwd=REPO,
         capture_output=True,
         text=True,
         timeout=120,
         check=True,
     )
     assert generated not in listed.stdout + listed.stderr
+    assert "not-a-host" not in listed.stdout
+    assert "host.key" not in listed.stderr, listed.stderr
 
     second = run_preflight(tmp_path)
     assert second.returncode == 0, second.stdout
