@@ -9,6 +9,7 @@ or verify or topic failed against them.
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import os
 import sys
@@ -26,6 +27,8 @@ from kafka_micro.processing import ConsumeStats, StatsProcessor
 from kafka_micro.producer import ProduceLimits, run_producer
 from kafka_micro.runtime import StopRequest, configure_logging
 from kafka_micro.settings import ConfigError, ProfileName, Settings, load_settings
+from kafka_micro.status.auth import hash_password
+from kafka_micro.status.server import run_status_page
 from kafka_micro.systemd import SystemdNotifier
 from kafka_micro.topic import ensure_topic
 from kafka_micro.verify import run_verify
@@ -125,6 +128,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=-1,
         help="default -1: the brokers' default.replication.factor",
     )
+
+    status = commands.add_parser(
+        "status-page",
+        parents=[common],
+        help="serve the read-only status page: cluster, quorum, topic, group, the last hour",
+    )
+    status.add_argument("--group-id", help="consumer group shown (default consumer.group_id)")
+    status.add_argument("--bind-address", metavar="ADDRESS", help="listen address")
+    status.add_argument("--port", type=positive_int, help="listen port (default 8080)")
+    status.add_argument("--prometheus-url", metavar="URL", help="Prometheus to read")
+    status.add_argument(
+        "--hash-password",
+        action="store_true",
+        help="read a password (stdin, or prompted) and print its hash for "
+        "status_page.basic_auth_password_hash, then exit",
+    )
     return parser
 
 
@@ -139,6 +158,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "producer_id": ("producer", "id"),
         "instance_id": ("consumer", "instance_id"),
         "group_id": ("consumer", "group_id"),
+        "bind_address": ("status_page", "bind_address"),
+        "port": ("status_page", "port"),
+        "prometheus_url": ("status_page", "prometheus_url"),
     }
     tree: dict[str, Any] = {}
     for option, path in mapping.items():
@@ -195,12 +217,30 @@ def _topic(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _status_page(settings: Settings, args: argparse.Namespace) -> int:
+    if args.hash_password:
+        if sys.stdin.isatty():
+            password = getpass.getpass("password: ")
+            if getpass.getpass("again: ") != password:
+                raise ConfigError("the two passwords differ")
+        else:
+            password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise ConfigError("an empty password cannot protect the status page")
+        print(hash_password(password))
+        return 0
+    stop = StopRequest()
+    stop.install()
+    return run_status_page(settings, stop, SystemdNotifier())
+
+
 _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "produce": _produce,
     "consume": _consume,
     "verify": _verify,
     "config": _config,
     "topic": _topic,
+    "status-page": _status_page,
 }
 
 

@@ -18,6 +18,7 @@ from kafka_micro.settings.schema import (
     ProfileName,
     Settings,
 )
+from kafka_micro.settings.status_page import StatusPageSettings
 
 __all__ = [
     "ENV_NESTED_DELIMITER",
@@ -29,6 +30,7 @@ __all__ = [
     "ProducerSettings",
     "ProfileName",
     "Settings",
+    "StatusPageSettings",
     "iter_field_docs",
     "load_settings",
     "read_config_file",

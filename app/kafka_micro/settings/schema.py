@@ -24,6 +24,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kafka_micro.message import HEADER, MAX_PRODUCER_ID_BYTES
+from kafka_micro.settings.status_page import StatusPageSettings
 
 ENV_PREFIX = "KAFKA_MICRO_"
 ENV_NESTED_DELIMITER = "__"
@@ -347,6 +348,10 @@ class Settings(BaseSettings):
     )
     consumer: ConsumerSettings = Field(
         default_factory=ConsumerSettings, description="Consumer settings."
+    )
+    status_page: StatusPageSettings = Field(
+        default_factory=StatusPageSettings,
+        description="Settings of `kafka-micro status-page` (the read-only status page).",
     )
     librdkafka: LibrdkafkaProperties = Field(
         default_factory=dict,
