@@ -15,6 +15,10 @@ PARTITIONS = 24
 INSTANCES = 6
 # A bound for a loaded 2-core machine, not an expectation.
 SETTLE_TIMEOUT_S = 180
+# kafka-consumer-groups gives each call 5 s by default; on a loaded 2-core machine its JVM's first
+# TLS and SCRAM handshake alone took 5.3 s, and the call failed with "Timed out waiting for a node
+# assignment". A bound, not an expectation.
+TOOL_TIMEOUT_MS = 60000
 
 
 def bootstrap(broker):
@@ -23,7 +27,10 @@ def bootstrap(broker):
 
 def consumer_groups(broker, *options):
     """The group's rows of kafka-consumer-groups --describe, split into columns."""
-    command = f"{KAFKA_BIN}/kafka-consumer-groups --bootstrap-server {bootstrap(broker)} {ADMIN} "
+    command = (
+        f"{KAFKA_BIN}/kafka-consumer-groups --bootstrap-server {bootstrap(broker)} {ADMIN} "
+        f"--timeout {TOOL_TIMEOUT_MS} "
+    )
     result = broker.run(command + f"--describe --group {GROUP} " + " ".join(options))
     assert result.rc == 0, result.stderr[-2000:]
     return [line.split() for line in result.stdout.splitlines() if line.startswith(f"{GROUP} ")]
