@@ -70,6 +70,8 @@ def test_the_default_command_line(tmp_path: Path) -> None:
     ]
     assert "overlay" not in fs_types
     assert "|proc|" in fs_types
+    (mount_points,) = [arg for arg in args if "mount-points-exclude=" in arg]
+    assert "|etc|" in mount_points
 
 
 def test_an_ipv6_listen_address_is_bracketed(tmp_path: Path) -> None:
