@@ -3,7 +3,8 @@
 Layers, each overriding the one before: what every client gets (brokers, client id, error
 callback, logger); the top-level ``librdkafka`` table (connection and security); the kind's own
 properties (the producer's and consumer's typed settings and their ``librdkafka`` tables, or
-what verify needs to read without a group).
+what verify needs to read without a group); last, when metrics are enabled and the caller takes
+them, librdkafka's statistics every ``metrics.statistics_interval_ms``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from kafka_micro.tls_probe import ClientSecurity
 
 ClientKind = Literal["producer", "consumer", "admin", "verify"]
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
+StatisticsCallback = Callable[[str], None]
 Client = TypeVar("Client")
 
 log = logging.getLogger(__name__)
@@ -65,8 +67,13 @@ def client_config(
     kind: ClientKind,
     errors: ClientErrors,
     on_delivery: DeliveryCallback | None = None,
+    on_statistics: StatisticsCallback | None = None,
 ) -> dict[str, Any]:
-    """The configuration of one client of ``kind``, callbacks included."""
+    """The configuration of one client of ``kind``, callbacks included.
+
+    ``on_statistics`` gets librdkafka's statistics JSON, and only when metrics are enabled: the
+    reports cost librdkafka work every interval, which nothing would read.
+    """
     config: dict[str, Any] = {
         "bootstrap.servers": settings.bootstrap_servers,
         "client.id": f"kafka-micro-{kind}-{_client_name(settings, kind)}",
@@ -77,6 +84,9 @@ def client_config(
     }
     if on_delivery is not None:
         config["on_delivery"] = on_delivery
+    if on_statistics is not None and settings.metrics.enabled:
+        config["statistics.interval.ms"] = settings.metrics.statistics_interval_ms
+        config["stats_cb"] = on_statistics
     errors.access.security = ClientSecurity.of(config)
     return config
 

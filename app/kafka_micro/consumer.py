@@ -14,10 +14,12 @@ import logging
 import time
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
+from prometheus_client import CollectorRegistry
 
 from kafka_micro.access import BrokerAccessError, ConnectDeadline
 from kafka_micro.clients import ClientErrors, client_config, create_client
 from kafka_micro.membership import Membership, Readiness, commit_stored
+from kafka_micro.metrics import ConsumerMetrics, LibrdkafkaStatistics, serve_metrics
 from kafka_micro.processing import BatchProcessor, ConsumeStats
 from kafka_micro.runtime import StopRequest
 from kafka_micro.settings import Settings
@@ -87,15 +89,36 @@ def run_consumer(
     stop: StopRequest,
     notifier: SystemdNotifier,
 ) -> int:
-    """Consume until a stop signal; return the exit code."""
+    """Consume until a stop signal; return the exit code.
+
+    ``/metrics`` is served throughout, from before joining the group (see ``metrics``).
+    """
+    registry = CollectorRegistry()
+    with serve_metrics(settings.metrics, registry, consumer=settings.consumer):
+        return _run_consumer(settings, process, stats, stop, notifier, registry=registry)
+
+
+def _run_consumer(
+    settings: Settings,
+    process: BatchProcessor,
+    stats: ConsumeStats,
+    stop: StopRequest,
+    notifier: SystemdNotifier,
+    *,
+    registry: CollectorRegistry,
+) -> int:
     options = settings.consumer
     errors = ClientErrors("consumer", stop)
-    consumer = create_client(Consumer, client_config(settings, "consumer", errors))
+    statistics = LibrdkafkaStatistics()
+    consumer = create_client(
+        Consumer, client_config(settings, "consumer", errors, on_statistics=statistics)
+    )
     deadline = ConnectDeadline(
         errors.access, settings.connect_timeout_s, f"not in group {options.group_id!r}"
     )
     readiness = Readiness(settings, consumer, notifier, deadline)
     membership = Membership(readiness)
+    registry.register(ConsumerMetrics(settings.topic, stats, membership, readiness, statistics))
     consumer.subscribe(
         [settings.topic],
         on_assign=membership.on_assign,

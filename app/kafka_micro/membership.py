@@ -96,31 +96,33 @@ class Readiness:
 
 
 class Membership:
-    """Rebalance callbacks: tracks and logs the partitions this member owns."""
+    """Rebalance callbacks: tracks and logs the partitions this member owns, counts the events."""
 
     def __init__(self, readiness: Readiness) -> None:
         self.owned: set[int] = set()
+        self.rebalances = dict.fromkeys(("assigned", "revoked", "lost"), 0)
         self._readiness = readiness
 
     def on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.owned.update(partition.partition for partition in partitions)
-        self._log("assigned", partitions)
+        self._changed("assigned", partitions)
         self._readiness.assigned(len(self.owned))
 
     def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         commit_stored(consumer, "revoke")
         self.owned.difference_update(partition.partition for partition in partitions)
-        self._log("revoked", partitions)
+        self._changed("revoked", partitions)
 
     def on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Lost partitions may already belong to another member: committing would be wrong.
         self.owned.difference_update(partition.partition for partition in partitions)
-        self._log("lost", partitions)
+        self._changed("lost", partitions)
 
-    def _log(self, what: str, partitions: list[TopicPartition]) -> None:
+    def _changed(self, event: str, partitions: list[TopicPartition]) -> None:
+        self.rebalances[event] += 1
         log.info(
             "partitions %s: %s; now owns %d partitions: %s",
-            what,
+            event,
             sorted(partition.partition for partition in partitions),
             len(self.owned),
             sorted(self.owned),

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from prometheus_client import CollectorRegistry
 
 from kafka_micro.access import (
     AccessWatch,
@@ -19,6 +20,12 @@ from kafka_micro.access import (
 )
 from kafka_micro.clients import ClientErrors, client_config, create_client
 from kafka_micro.message import value_packer
+from kafka_micro.metrics import (
+    LibrdkafkaStatistics,
+    ProduceCounts,
+    ProducerMetrics,
+    serve_metrics,
+)
 from kafka_micro.runtime import StopRequest
 from kafka_micro.settings import Settings
 from kafka_micro.systemd import SystemdNotifier
@@ -76,7 +83,10 @@ class FailureCounter:
 
 
 class _Progress:
-    """Writes the periodic throughput line; tells systemd when the producer works and how."""
+    """Writes the periodic throughput line; tells systemd when the producer works and how.
+
+    Also holds the counts the metrics show (``counts``), renewed once per poll cycle.
+    """
 
     def __init__(
         self,
@@ -94,6 +104,12 @@ class _Progress:
         self._last_time = time.monotonic()
         self._last_sent = 0
         self.ready = False
+        self.counts = ProduceCounts(0, 0, 0, 0)
+
+    def counted(self, sent: int, queue_full: int) -> None:
+        """Once per poll cycle: the totals as of now, for the next scrape."""
+        failed = self._failures.failed
+        self.counts = ProduceCounts(sent, sent - failed - len(self._producer), failed, queue_full)
 
     def check_ready(self, sent: int) -> None:
         """READY=1 once a message is delivered: the brokers took one, so producing works."""
@@ -136,18 +152,36 @@ class _Progress:
 def run_producer(
     settings: Settings, limits: ProduceLimits, stop: StopRequest, notifier: SystemdNotifier
 ) -> int:
-    """Produce until a limit or a stop signal, flush within the bound; return the exit code."""
+    """Produce until a limit or a stop signal, flush within the bound; return the exit code.
+
+    ``/metrics`` is served throughout, from before the first connection (see ``metrics``).
+    """
+    registry = CollectorRegistry()
+    with serve_metrics(settings.metrics, registry):
+        return _run_producer(settings, limits, stop, notifier, registry)
+
+
+def _run_producer(
+    settings: Settings,
+    limits: ProduceLimits,
+    stop: StopRequest,
+    notifier: SystemdNotifier,
+    registry: CollectorRegistry,
+) -> int:
     options = settings.producer
     errors = ClientErrors("producer", stop)
     failures = FailureCounter(errors.access)
+    statistics = LibrdkafkaStatistics()
     producer = create_client(
-        Producer, client_config(settings, "producer", errors, on_delivery=failures)
+        Producer,
+        client_config(settings, "producer", errors, on_delivery=failures, on_statistics=statistics),
     )
     producer_id = options.resolved_id()
     pack = value_packer(producer_id, options.message_size)
     message_bytes = len(pack(0, 0))
     deadline = ConnectDeadline(errors.access, settings.connect_timeout_s, "no message delivered")
     progress = _Progress(message_bytes, failures, producer, notifier, deadline)
+    registry.register(ProducerMetrics(settings.topic, message_bytes, progress, statistics))
     log.info(
         "producing to %s on %s as %r: %d-byte messages, rate %s, %s",
         settings.topic,
@@ -245,6 +279,7 @@ def _produce_loop(
                 continue
             sequence += 1
         poll(0)
+        progress.counted(sequence, queue_full)
         if not progress.ready:
             progress.check_ready(sequence)
         now = time.monotonic()
@@ -274,7 +309,9 @@ def _finish(
     flush_timeout_s: float,
 ) -> int:
     started = time.monotonic()
-    unflushed = _flush(producer, progress, access, sent, started + flush_timeout_s)
+    unflushed = _flush(
+        producer, progress, access, sent, started + flush_timeout_s, queue_full=queue_full
+    )
     # Counted before a purge, whose reports would count the unflushed messages as failed too.
     failed = failures.failed
     if unflushed:
@@ -302,11 +339,18 @@ def _finish(
 
 
 def _flush(
-    producer: Producer, progress: _Progress, access: AccessWatch, sent: int, deadline: float
+    producer: Producer,
+    progress: _Progress,
+    access: AccessWatch,
+    sent: int,
+    deadline: float,
+    *,
+    queue_full: int,
 ) -> int:
     """flush() until ``deadline``, given up once the brokers proved unusable; returns unflushed."""
     while True:
         unflushed = producer.flush(max(0.0, min(deadline - time.monotonic(), _FLUSH_STEP_S)))
+        progress.counted(sent, queue_full)
         progress.check_connected(sent)
         if not unflushed or access.failure is not None or time.monotonic() >= deadline:
             return unflushed

@@ -7,6 +7,7 @@ typed fields produce.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import socket
@@ -32,6 +33,8 @@ ENV_NESTED_DELIMITER = "__"
 LibrdkafkaValue = str | int | float | bool
 _LIBRDKAFKA_KEY = re.compile(r"^[a-z][a-z0-9]*(\.[a-z0-9]+)*$")
 _TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
+# The instance number N of a unit kafka-consumer@N, whose instance id is HOST-N.
+_INSTANCE_NUMBER = re.compile(r"-([1-9][0-9]*)$")
 _MAX_PORT = 65535
 
 ProfileName = Literal["first-kafka"]
@@ -74,6 +77,17 @@ def _check_bootstrap_servers(value: str) -> str:
 def _check_topic_name(value: str) -> str:
     if not _TOPIC_NAME.match(value) or value in {".", ".."}:
         raise ValueError("a topic name is 1 to 249 characters from a-z A-Z 0-9 . _ -")
+    return value
+
+
+def _check_listen_address(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(
+            "an IPv4 or IPv6 address of this host to listen on, not a host name: e.g. "
+            "'0.0.0.0' (every IPv4 address), '::' (every address) or '127.0.0.1'"
+        ) from None
     return value
 
 
@@ -277,6 +291,11 @@ class ConsumerSettings(BaseModel):
             )
         return self
 
+    def instance_number(self) -> int | None:
+        """N of an instance id ``HOST-N`` (unit ``kafka-consumer@N``); None for any other id."""
+        match = _INSTANCE_NUMBER.search(self.instance_id or "")
+        return int(match.group(1)) if match else None
+
     def librdkafka_properties(self) -> dict[str, LibrdkafkaValue]:
         """The consumer's librdkafka properties: typed fields, overridden by the raw table."""
         properties: dict[str, LibrdkafkaValue] = {
@@ -298,6 +317,43 @@ class ConsumerSettings(BaseModel):
             properties["group.instance.id"] = self.instance_id
         properties.update(self.librdkafka)
         return properties
+
+
+class MetricsSettings(BaseModel):
+    """The Prometheus endpoint (``/metrics``) of ``produce`` and ``consume``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(
+        default=True,
+        description="Serve /metrics over HTTP and have librdkafka report its statistics.",
+    )
+    bind_address: Annotated[str, AfterValidator(_check_listen_address)] = Field(
+        default="0.0.0.0",
+        description="IP address /metrics listens on: '0.0.0.0' every IPv4 address, '::' every "
+        "address, or one address of this host.",
+    )
+    port: int = Field(
+        default=9410,
+        ge=0,
+        le=_MAX_PORT,
+        description="The producer listens on this port, the consumer with instance id HOST-N "
+        "(unit kafka-consumer@N) on port + N; a consumer with another id, or port 0, on a free "
+        "port the system picks, which the log names.",
+    )
+    statistics_interval_ms: int = Field(
+        default=5000,
+        ge=100,
+        le=3_600_000,
+        description="librdkafka statistics.interval.ms: how often the queue depth, broker "
+        "round-trip times and consumer lag in /metrics are refreshed.",
+    )
+
+    def consumer_port(self, instance_number: int | None) -> int:
+        """Where consumer N listens: port + N; 0 (a free port) without N or with port 0."""
+        if instance_number is None or self.port == 0:
+            return 0
+        return self.port + instance_number
 
 
 class Settings(BaseSettings):
@@ -348,6 +404,9 @@ class Settings(BaseSettings):
     )
     consumer: ConsumerSettings = Field(
         default_factory=ConsumerSettings, description="Consumer settings."
+    )
+    metrics: MetricsSettings = Field(
+        default_factory=MetricsSettings, description="Prometheus /metrics settings."
     )
     status_page: StatusPageSettings = Field(
         default_factory=StatusPageSettings,
