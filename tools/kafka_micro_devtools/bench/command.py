@@ -22,7 +22,7 @@ import confluent_kafka
 from kafka_micro.argtypes import positive_int
 from kafka_micro.runtime import configure_logging
 from kafka_micro.settings import ConfigError, ProfileName, Settings, load_settings
-from kafka_micro_devtools.bench import groups, report, runner, security, sweep
+from kafka_micro_devtools.bench import groups, metricscost, report, runner, security, sweep
 from kafka_micro_devtools.bench.context import NAME_PREFIX, BenchContext, BenchError
 from kafka_micro_devtools.bench.profile import (
     BenchProfile,
@@ -128,6 +128,15 @@ def build_parser() -> argparse.ArgumentParser:
         "consumers (1 and 6) over PLAINTEXT and over SASL_SSL (SCRAM-SHA-512, TLS, ACLs) "
         "listeners of one broker started from the archive, in turns; --repeats N rounds; "
         "no --bootstrap, Kafka's tools not run",
+    )
+    measurement.add_argument(
+        "--metrics-cost",
+        action="store_true",
+        help="instead of the standard benchmark, measure our producer (100 B, 1 KB) and "
+        "consumers (1 and 6) with /metrics off and on (librdkafka statistics every "
+        f"{metricscost.STATISTICS_INTERVAL_MS} ms, a scrape every "
+        f"{metricscost.SCRAPE_INTERVAL_S:g} s) on one broker, in turns; --repeats N rounds; "
+        "Kafka's tools not run",
     )
     bench.add_argument(
         "--output-dir",
@@ -281,6 +290,9 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
             log.error("bench failed: %s", error)
             return EXIT_FAILED
         return 0
+    if args.metrics_cost:
+        # Only our clients run: a broker of our own needs the install, not Kafka's tools.
+        args.no_kafka_tools = True
     try:
         with (
             tempfile.TemporaryDirectory(prefix="kafka-micro-bench-") as scratch,
@@ -290,7 +302,11 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
             ctx.progress("broker %s; results in %s", broker.bootstrap, output_dir)
             notes = [] if broker.kafka_home else ["Kafka's tools not run: no ratios"]
             try:
-                if args.group_protocols:
+                if args.metrics_cost:
+                    _metrics_cost(
+                        args, broker=broker, plan=plan, profile=profile, output_dir=output_dir
+                    )
+                elif args.group_protocols:
                     _group_protocols(
                         ctx, repeats=args.repeats, profile=profile, output_dir=output_dir
                     )
@@ -483,4 +499,39 @@ def _security_cost(
             results.load_average_end = load_average()
             path.write_text(results.to_json() + "\n", encoding="utf-8")
     print(security.to_table(results.comparisons))
+    print(f"\nwrote {path}")
+
+
+def _metrics_cost(
+    args: argparse.Namespace,
+    *,
+    broker: _Broker,
+    plan: runner.BenchPlan,
+    profile: BenchProfile,
+    output_dir: Path,
+) -> None:
+    by_mode = metricscost.contexts(broker.bootstrap, output_dir)
+    results = metricscost.MetricsCostResults(
+        started_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        command=sys.orig_argv,
+        quick=args.quick,
+        machine=_machine(),
+        broker=broker.info,
+        profile=profile.model_dump(),
+        load_average_start=load_average(),
+    )
+    path = output_dir / "metrics-cost.json"
+    try:
+        for ctx in by_mode.values():
+            runner.warm_up(ctx, plan, profile)
+        results.runs = metricscost.measure(by_mode, plan, profile)
+        results.comparisons = metricscost.summarize(results.runs)
+    finally:
+        for ctx in by_mode.values():
+            ctx.delete_topics()
+            ctx.close()
+        results.finished_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        results.load_average_end = load_average()
+        path.write_text(results.to_json() + "\n", encoding="utf-8")
+    print(metricscost.to_table(results.comparisons))
     print(f"\nwrote {path}")

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
@@ -42,12 +43,20 @@ class BenchContext:
     holds, per user, the librdkafka properties (``security.protocol``, ``sasl.*``, ``ssl.*``)
     its clients connect with: the admin client as ``admin``, our producers as ``producer``,
     our consumers as ``consumer``; empty (the default) for a PLAINTEXT broker.
+
+    Our children serve ``/metrics`` as deployed (``metrics``: on by default), on free ports of
+    127.0.0.1 so they never take a deployment's ports. With ``scrape_interval_s`` the bench
+    scrapes each of them that often, as Prometheus would; ``statistics_interval_ms``, when set,
+    replaces the app's default interval of librdkafka's statistics.
     """
 
     bootstrap: str
     work_dir: Path
     kafka_home: Path | None
     client_properties: Mapping[User, Mapping[str, str]] = field(default_factory=dict)
+    metrics: bool = True
+    scrape_interval_s: float | None = None
+    statistics_interval_ms: int | None = None
     started: float = field(default_factory=time.monotonic)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     _admin: AdminClient | None = None
@@ -68,6 +77,13 @@ class BenchContext:
     def librdkafka(self, user: User) -> dict[str, str]:
         """The connection properties of ``user``'s clients (empty for a PLAINTEXT broker)."""
         return dict(self.client_properties.get(user, {}))
+
+    def metrics_settings(self) -> dict[str, Any]:
+        """Our children's ``metrics`` table."""
+        table: dict[str, Any] = {"enabled": self.metrics, "bind_address": "127.0.0.1", "port": 0}
+        if self.statistics_interval_ms is not None:
+            table["statistics_interval_ms"] = self.statistics_interval_ms
+        return table
 
     def progress(self, message: str, *args: object) -> None:
         """A progress line, prefixed with the seconds since the benchmark started."""

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from typing import IO, Any
 
 from kafka_micro.settings import ENV_PREFIX
@@ -18,6 +21,8 @@ from kafka_micro_devtools.bench.profile import BenchProfile
 from kafka_micro_devtools.bench.results import LatencyRun, Throughput, load_average, percentile
 from kafka_micro_devtools.broker_security import User
 
+log = logging.getLogger(__name__)
+
 TOOL = "kafka-micro"
 _PRODUCE_TIMEOUT_S = 900.0
 _STOP_TIMEOUT_S = 60.0
@@ -26,6 +31,8 @@ _ASSIGNMENT_TIMEOUT_S = 90.0
 _IDLE_S = 1.5
 # Draining has failed when the count stops moving for this long before reaching the goal.
 _STALLED_S = 60.0
+# The line a child logs once its /metrics is served.
+_METRICS_URL = re.compile(r"metrics on (http://\S+/metrics)")
 
 
 class Probe:
@@ -64,6 +71,29 @@ class Probe:
         self.last: dict[str, Any] = {}
         self._reader = threading.Thread(target=self._read, args=(self.popen.stdout,), daemon=True)
         self._reader.start()
+        self.scrapes = 0
+        if ctx.metrics and ctx.scrape_interval_s is not None:
+            scraper = threading.Thread(
+                target=self._scrape, args=(ctx.scrape_interval_s,), daemon=True
+            )
+            scraper.start()
+
+    def _scrape(self, interval_s: float) -> None:
+        """GET the child's /metrics every ``interval_s`` while it runs, as Prometheus would."""
+        url = None
+        while self.popen.poll() is None:
+            if url is None:
+                found = _METRICS_URL.search(self.log_file.read_text(encoding="utf-8"))
+                url = found.group(1) if found else None
+            else:
+                try:
+                    with urllib.request.urlopen(url, timeout=interval_s) as response:
+                        response.read()
+                    self.scrapes += 1
+                except OSError:
+                    # The child stopping between the check and the request.
+                    pass
+            time.sleep(interval_s if url else 0.05)
 
     def _read(self, stream: IO[bytes] | None) -> None:
         if stream is None:
@@ -102,6 +132,8 @@ class Probe:
                 f"{self.name} did not finish within {timeout:g} s; see {self.log_file}"
             ) from None
         self._reader.join()
+        if self.scrapes:
+            log.info("%s: /metrics scraped %d times", self.name, self.scrapes)
         if code != 0:
             raise BenchError(f"{self.name} exited with code {code}; see {self.log_file}")
         return self.last
@@ -131,6 +163,7 @@ def settings_tree(
         "topic": topic,
         "producer": {**profile.producer.model_dump(), **(producer or {})},
         "consumer": {**profile.consumer.model_dump(), **(consumer or {})},
+        "metrics": ctx.metrics_settings(),
     }
     connection = ctx.librdkafka(user)
     return {**tree, "librdkafka": connection} if connection else tree
@@ -159,7 +192,14 @@ def produce(
         result = probe.wait(_PRODUCE_TIMEOUT_S)
     finally:
         probe.kill()
-    return Throughput.of(TOOL, count, message_bytes, float(result["elapsed_s"]), load=load)
+    return Throughput.of(
+        TOOL,
+        count,
+        message_bytes,
+        float(result["elapsed_s"]),
+        load=load,
+        detail={"cpu_s": float(result["cpu_s"])},
+    )
 
 
 def drain(
@@ -212,7 +252,11 @@ def drain(
         message_bytes,
         (last - resumed_ns) / 1e9,
         load=load,
-        detail={"instances": instances, "consumed": sum(int(f["messages"]) for f in finals)},
+        detail={
+            "instances": instances,
+            "consumed": sum(int(f["messages"]) for f in finals),
+            "cpu_s": sum(float(f["cpu_s"]) for f in finals),
+        },
     )
     return throughput, [round(int(final["peak_rss_kb"]) / 1024, 1) for final in finals]
 

@@ -7,13 +7,15 @@ settings file holds JSON nested like a config file; it is validated by ``load_se
 
 ``produce`` prints one JSON line when done. ``consume`` prints a JSON status line every
 ``_STATUS_INTERVAL_S`` (messages so far; count and wall-clock ns at the last full batch) and
-a last one with ``"done": true`` and the peak RSS, after the loop ends on SIGTERM.
+a last one with ``"done": true`` and the peak RSS, after the loop ends on SIGTERM. Both last
+lines give the CPU seconds the process used (``cpu_s``: user and system, every thread).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 import time
@@ -135,6 +137,11 @@ def _peak_rss_kb() -> int:
     return 0
 
 
+def _cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
 def _print_json(values: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(values) + "\n")
     sys.stdout.flush()
@@ -157,6 +164,7 @@ def _produce(settings: Settings, args: argparse.Namespace) -> int:
             "exit_code": code,
             "started_ns": started_ns,
             "elapsed_s": time.perf_counter() - started,
+            "cpu_s": _cpu_seconds(),
         }
     )
     return code
@@ -181,7 +189,15 @@ def _consume(settings: Settings, args: argparse.Namespace) -> int:
         reporter.join()
     if recorder is not None:
         recorder.save(args.latency_out)
-    _print_json({**times.status(), "done": True, "exit_code": code, "peak_rss_kb": _peak_rss_kb()})
+    _print_json(
+        {
+            **times.status(),
+            "done": True,
+            "exit_code": code,
+            "peak_rss_kb": _peak_rss_kb(),
+            "cpu_s": _cpu_seconds(),
+        }
+    )
     return code
 
 

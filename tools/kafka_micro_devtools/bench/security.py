@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import statistics
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Protocol, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -90,7 +90,15 @@ def round_order(round_number: int) -> tuple[Mode, ...]:
     return MODES if round_number % 2 == 0 else MODES[::-1]
 
 
-def _summary(runs: Sequence[SecurityRun]) -> ModeSummary:
+class Measured(Protocol):
+    """A run of one measurement in one mode."""
+
+    @property
+    def throughput(self) -> Throughput: ...
+
+
+def mode_summary(runs: Sequence[Measured]) -> ModeSummary:
+    """Medians of runs that each have a ``throughput`` (also used by ``--metrics-cost``)."""
     rates = [run.throughput.msgs_per_s for run in runs]
     return ModeSummary(
         msgs_per_s=rates,
@@ -107,7 +115,7 @@ def summarize(runs: Sequence[SecurityRun]) -> list[SecurityComparison]:
         by_mode = {mode: [run for run in mine if run.mode == mode] for mode in MODES}
         if not all(by_mode.values()):
             continue
-        plaintext, sasl_ssl = _summary(by_mode["plaintext"]), _summary(by_mode["sasl_ssl"])
+        plaintext, sasl_ssl = mode_summary(by_mode["plaintext"]), mode_summary(by_mode["sasl_ssl"])
         rates = {(run.round, run.mode): run.throughput.msgs_per_s for run in mine}
         round_ratios = [
             round(rates[number, "sasl_ssl"] / rates[number, "plaintext"], 3)
@@ -130,7 +138,8 @@ def _thousands(rate: float) -> str:
     return f"{rate / 1000:,.0f}k"
 
 
-def _cell(summary: ModeSummary) -> str:
+def summary_cell(summary: ModeSummary) -> str:
+    """A table cell: the median msg/s (each run's) and the median MB/s."""
     runs = ", ".join(_thousands(rate) for rate in summary.msgs_per_s)
     return f"{_thousands(summary.msgs_per_s_median)} ({runs}); {summary.mb_per_s_median:.1f} MB/s"
 
@@ -144,8 +153,8 @@ def to_table(comparisons: Sequence[SecurityComparison]) -> str:
     for comparison in comparisons:
         per_round = ", ".join(f"{ratio:.2f}" for ratio in comparison.round_ratios)
         lines.append(
-            f"{comparison.measurement} | {_cell(comparison.plaintext)} | "
-            f"{_cell(comparison.sasl_ssl)} | {comparison.ratio:.2f} ({per_round})"
+            f"{comparison.measurement} | {summary_cell(comparison.plaintext)} | "
+            f"{summary_cell(comparison.sasl_ssl)} | {comparison.ratio:.2f} ({per_round})"
         )
     return "\n".join(lines)
 
@@ -183,8 +192,8 @@ def _consumers(
 Measurement = Callable[[BenchContext], tuple[Throughput, list[float]]]
 
 
-def _measurements(plan: BenchPlan, profile: BenchProfile) -> dict[str, Measurement]:
-    """Each measurement by label, in the order a round runs them."""
+def measurements(plan: BenchPlan, profile: BenchProfile) -> dict[str, Measurement]:
+    """Each measurement by label, in the order a round runs them (also ``--metrics-cost``'s)."""
     found: dict[str, Measurement] = {}
     for size, count in plan.producer_messages:
         found[f"producer {size} B"] = functools.partial(
@@ -203,7 +212,7 @@ def measure(
     """``plan.repeats`` rounds of every measurement in both modes (see the module's doc)."""
     runs = []
     for number in range(plan.repeats):
-        for label, run_one in _measurements(plan, profile).items():
+        for label, run_one in measurements(plan, profile).items():
             for mode in round_order(number):
                 ctx = contexts[mode]
                 throughput, rss = run_one(ctx)
