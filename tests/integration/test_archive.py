@@ -48,6 +48,7 @@ JARS = [
     "log4j-slf4j-impl-2.24.3.jar",
     "jackson-dataformat-yaml-2.18.6.jar",
 ]
+METRICS_AGENT_JAR = "share/java/jmx-exporter/jmx_prometheus_javaagent-1.0.1.jar"
 
 
 def run_tool(kafka_home: Path, *args: str, env: dict[str, str] | None = None, timeout=120.0):
@@ -90,6 +91,10 @@ def test_tarball_has_the_confluent_layout(kafka_archive):
         assert f"{ARCHIVE_TOP_DIR}/etc/kafka/{config}" in members
     for jar in JARS:
         assert f"{ARCHIVE_TOP_DIR}/share/java/kafka/{jar}" in members
+    # The metrics agent sits outside the launchers' classpath (share/java/kafka/*): only the JVM
+    # that names it in -javaagent loads it.
+    assert f"{ARCHIVE_TOP_DIR}/{METRICS_AGENT_JAR}" in members
+    assert not [name for name in members if "/share/java/kafka/jmx_prometheus" in name]
     # No build-machine traces: one owner, one timestamp.
     assert {(m.uid, m.gid, m.uname, m.gname) for m in members.values()} == {(0, 0, "root", "root")}
     assert len({m.mtime for m in members.values()}) == 1

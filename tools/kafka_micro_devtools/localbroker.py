@@ -13,7 +13,7 @@ import socket
 import subprocess
 import tarfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -93,7 +93,8 @@ class LocalBroker:
     users, in ``work_dir/tls``) and clients reach it as ``localhost``, the certificate's name.
     ``plaintext_listener`` (with ``secured`` only) adds a PLAINTEXT client listener on a third
     free port, ``plaintext_bootstrap``, whose clients are not restricted by the ACLs: the same
-    broker reached both ways, to compare the two.
+    broker reached both ways, to compare the two. ``java_options`` go to the server's JVM only
+    (its ``KAFKA_OPTS``; a Java agent, for instance), never to the tools that format its storage.
     """
 
     def __init__(
@@ -108,6 +109,7 @@ class LocalBroker:
         extra_properties: Mapping[str, str] | None = None,
         secured: bool = False,
         plaintext_listener: bool = False,
+        java_options: Sequence[str] = (),
     ) -> None:
         if not (kafka_home / "bin" / "kafka-server-start").is_file():
             raise ValueError(f"kafka_home {kafka_home} has no bin/kafka-server-start")
@@ -123,6 +125,11 @@ class LocalBroker:
             raise ValueError(f"ports must be two different TCP ports (1-65535), got {ports}")
         if plaintext_listener and not secured:
             raise ValueError("plaintext_listener adds a listener to a secured broker: set secured")
+        if any(len(option.split()) != 1 for option in java_options):
+            raise ValueError(
+                f"java_options must each be one word (the launcher splits KAFKA_OPTS on blanks), "
+                f"got {list(java_options)!r}"
+            )
         self.kafka_home = kafka_home
         self.work_dir = work_dir
         self.log_dir = work_dir / "logs"
@@ -137,6 +144,7 @@ class LocalBroker:
         self._ports = ports
         self._plaintext_listener = plaintext_listener
         self._plaintext_port: int | None = None
+        self.java_options = list(java_options)
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -192,6 +200,8 @@ class LocalBroker:
             "LOG_DIR": str(self.log_dir),
             "KAFKA_HEAP_OPTS": f"-Xmx{self.heap} -Xms{self.heap}",
         }
+        if self.java_options:
+            env["KAFKA_OPTS"] = " ".join(self.java_options)
         with self.console_log.open("ab") as console:
             self._process = subprocess.Popen(
                 [str(self.kafka_home / "bin" / "kafka-server-start"), str(self.properties_file)],
