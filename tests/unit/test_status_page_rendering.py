@@ -294,7 +294,7 @@ def _quorum_answers(query, kind):
         if METRICS.topic_messages_in in query:
             return [{"metric": {}, "values": [[1000 + 30 * i, "250.5"] for i in range(10)]}]
         return []
-    if query == "1":
+    if query == "vector(1)":
         return [{"metric": {}, "value": [0, "1"]}]
     if query.startswith(METRICS.raft_current_leader):
         return vector({n: 1 for n in nodes})
@@ -335,7 +335,7 @@ def test_the_quorum_and_graphs_from_prometheus(prometheus_api):
 
 
 def test_a_failing_query_is_a_problem_not_an_error(prometheus_api):
-    prometheus_api.answers = lambda query, kind: [] if query == "1" else None
+    prometheus_api.answers = lambda query, kind: [] if query == "vector(1)" else None
     url = f"http://127.0.0.1:{prometheus_api.server_address[1]}"
     view = read_prometheus(url, topic="t", group_id="g", timeout_s=5, window_s=3600)
     assert view.unreachable is None

@@ -26,7 +26,8 @@ th { background: #f0f0f0; } td.num { text-align: right; font-variant-numeric: ta
 tr.under td { background: #fde2e2; } .bad { color: #b00020; font-weight: 600; }
 .note { background: #fff4d6; border: 1px solid #e6c96b; padding: 6px 10px; margin: 8px 0; }
 .problems { background: #fde2e2; border: 1px solid #d88; padding: 6px 10px; }
-.columns { display: flex; flex-wrap: wrap; gap: 24px; } .graph { margin-right: 16px; }
+.columns { display: flex; flex-wrap: wrap; gap: 0 40px; align-items: flex-start; }
+.graph { margin-right: 16px; }
 .legend span { margin-right: 14px; } .swatch { display: inline-block; width: 12px;
  height: 3px; vertical-align: middle; margin-right: 4px; }
 """
@@ -47,11 +48,9 @@ def render_page(context: PageContext, kafka: KafkaView, prometheus: PrometheusVi
     rendered = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(context.rendered_at))
     sections = [
         _problems(kafka.problems + prometheus.problems),
-        _cluster(kafka, context),
-        _quorum(prometheus),
-        _topic(kafka),
-        _group(kafka),
+        f"<div class='columns'><div>{_cluster(kafka)}</div><div>{_quorum(prometheus)}</div></div>",
         _graphs(prometheus),
+        f"<div class='columns'><div>{_topic(kafka)}</div><div>{_group(kafka)}</div></div>",
     ]
     return (
         "<!DOCTYPE html>\n"
@@ -77,7 +76,7 @@ def _problems(problems: list[str]) -> str:
     return f'<div class="problems" id="problems"><strong>Not shown:</strong><ul>{items}</ul></div>'
 
 
-def _cluster(kafka: KafkaView, context: PageContext) -> str:
+def _cluster(kafka: KafkaView) -> str:
     cluster = kafka.cluster
     if cluster is None:
         return "<h2>Cluster</h2><p class='note'>The cluster could not be read (see above).</p>"

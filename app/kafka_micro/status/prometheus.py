@@ -186,7 +186,7 @@ def read_prometheus(
     client = PrometheusClient(url, timeout_s)
     try:
         # Reachable at all? One cheap query first, so an absent Prometheus costs one try.
-        client.query("1")
+        client.query("vector(1)")
     except PrometheusError as error:
         view.unreachable = str(error)
         return view
