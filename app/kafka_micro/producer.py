@@ -22,8 +22,8 @@ from kafka_micro.clients import ClientErrors, client_config, create_client
 from kafka_micro.message import value_packer
 from kafka_micro.metrics import (
     LibrdkafkaStatistics,
-    ProduceCounts,
     ProducerMetrics,
+    ProduceTotals,
     serve_metrics,
 )
 from kafka_micro.runtime import StopRequest
@@ -85,7 +85,7 @@ class FailureCounter:
 class _Progress:
     """Writes the periodic throughput line; tells systemd when the producer works and how.
 
-    Also holds the counts the metrics show (``counts``), renewed once per poll cycle.
+    Also holds the totals the metrics show (``totals``), renewed once per poll cycle.
     """
 
     def __init__(
@@ -104,12 +104,11 @@ class _Progress:
         self._last_time = time.monotonic()
         self._last_sent = 0
         self.ready = False
-        self.counts = ProduceCounts(0, 0, 0, 0)
+        self.totals: ProduceTotals = (0, 0, 0, 0)
 
     def counted(self, sent: int, queue_full: int) -> None:
         """Once per poll cycle: the totals as of now, for the next scrape."""
-        failed = self._failures.failed
-        self.counts = ProduceCounts(sent, sent - failed - len(self._producer), failed, queue_full)
+        self.totals = (sent, self._failures.failed, len(self._producer), queue_full)
 
     def check_ready(self, sent: int) -> None:
         """READY=1 once a message is delivered: the brokers took one, so producing works."""
