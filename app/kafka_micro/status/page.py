@@ -27,7 +27,7 @@ tr.under td { background: #fde2e2; } .bad { color: #b00020; font-weight: 600; }
 .note { background: #fff4d6; border: 1px solid #e6c96b; padding: 6px 10px; margin: 8px 0; }
 .problems { background: #fde2e2; border: 1px solid #d88; padding: 6px 10px; }
 .columns { display: flex; flex-wrap: wrap; gap: 0 40px; align-items: flex-start; }
-.graph { margin-right: 16px; }
+.graph { width: 560px; }
 .legend span { margin-right: 14px; } .swatch { display: inline-block; width: 12px;
  height: 3px; vertical-align: middle; margin-right: 4px; }
 """
@@ -225,7 +225,7 @@ def _graph(graph: Graph) -> str:
     )
     missing = "".join(f"<li><code>{escape(text)}</code></li>" for text in graph.missing)
     missing_note = (
-        f"<p class='note'>No data in Prometheus for:<ul>{missing}</ul></p>" if missing else ""
+        f"<div class='note'>No data in Prometheus for:<ul>{missing}</ul></div>" if missing else ""
     )
     return (
         f"<div class='graph'><h3>{escape(graph.title)} ({escape(graph.unit)})</h3>"
