@@ -75,8 +75,10 @@ def line_chart(graph: Graph, gap_s: float) -> str:
     for index in range(_TIME_TICKS + 1):
         moment = graph.start + span * index / _TIME_TICKS
         label = time.strftime("%H:%M", time.gmtime(moment))
+        # The last label ends at the plot's edge instead of running off the picture.
+        anchor = "end" if index == _TIME_TICKS else "middle"
         parts.append(
-            f'<text x="{x(moment):.1f}" y="{_HEIGHT - 10}" text-anchor="middle" '
+            f'<text x="{x(moment):.1f}" y="{_HEIGHT - 10}" text-anchor="{anchor}" '
             f'font-size="11">{label}</text>'
         )
     for index, series in enumerate(graph.series):
