@@ -119,7 +119,9 @@ class Membership:
         self._changed("lost", partitions)
 
     def _changed(self, event: str, partitions: list[TopicPartition]) -> None:
-        self.rebalances[event] += 1
+        if partitions:
+            # Under KIP-848 librdkafka also calls on_assign with no partitions: nothing changed.
+            self.rebalances[event] += 1
         log.info(
             "partitions %s: %s; now owns %d partitions: %s",
             event,

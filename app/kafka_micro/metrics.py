@@ -296,7 +296,7 @@ class ConsumerMetrics:
         membership = self._membership
         rebalances = CounterMetricFamily(
             f"{PREFIX}rebalances",
-            "Rebalance callbacks by event: partitions assigned, revoked or lost.",
+            "Rebalance callbacks that moved partitions, by event: assigned, revoked or lost.",
             labels=["event"],
         )
         for event, count in membership.rebalances.items():
