@@ -1,8 +1,8 @@
 """Prometheus ``/metrics`` of the producer and consumer processes: the series and the endpoint.
 
-Each process builds a ``CollectorRegistry`` of its own and serves it (``serve``). Every value is
-read when Prometheus scrapes, from what the process keeps anyway, so the hot loops make no
-metric call per message:
+Each process builds a ``CollectorRegistry`` of its own and serves it (``serve_metrics``). Every
+value is read when Prometheus scrapes, from what the process keeps anyway, so the hot loops make
+no metric call per message:
 
 - the producer's totals, stored once per poll cycle (``ProducerProgress.totals``);
 - the consumer's counts, kept once per batch by ``ConsumeStats``, and its end-to-end latency
