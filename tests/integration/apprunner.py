@@ -93,6 +93,9 @@ class App:
             KAFKA_MICRO_TOPIC=self.topic,
             KAFKA_MICRO_CONSUMER__GROUP_ID=self.group,
             KAFKA_MICRO_REPORT_INTERVAL_S="1",
+            # Two producers of one test, or of two runs on one machine, would want the same port.
+            KAFKA_MICRO_METRICS__PORT="0",
+            KAFKA_MICRO_METRICS__BIND_ADDRESS="127.0.0.1",
         )
         env.update({f"KAFKA_MICRO_{k.upper()}": v for k, v in settings.items()})
         return env

@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 from apprunner import App, balanced, wait_until
 
-from kafka_micro.settings import Settings
 from kafka_micro.status.auth import hash_password
 from kafka_micro_devtools.throwaway_tls import create_authority
 
@@ -46,11 +45,6 @@ def free_port() -> int:
 def closed_port_url() -> str:
     """An http:// URL where nothing listens (the port was free a moment ago)."""
     return f"http://127.0.0.1:{free_port()}"
-
-
-def metrics_off() -> dict[str, str]:
-    """Keep the app's own /metrics (where it has them) off fixed ports other tests may hold."""
-    return {"metrics__port": "0"} if "metrics" in Settings.model_fields else {}
 
 
 def fetch(url, *, method="GET", headers=None, context=None, timeout=60.0):
@@ -106,13 +100,10 @@ def pipeline(broker, tmp_path_factory):
             "consume",
             # Not HOST-N: a consumer named so would take metrics port 9410 + N.
             consumer__instance_id=f"status-m{n:02d}",
-            **metrics_off(),
         )
         for n in range(1, MEMBERS + 1)
     ]
-    app.start(
-        "producer", "produce", "--rate", RATE, producer__id="status-producer", **metrics_off()
-    )
+    app.start("producer", "produce", "--rate", RATE, producer__id="status-producer")
     wait_until(lambda: balanced(consumers, PARTITIONS), 180, "12 members owning 2 partitions each")
     yield app
     app.kill_all()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from apprunner import App, wait_until
-from test_status_page import fetch, metrics_off, start_page, text_of
+from test_status_page import fetch, start_page, text_of
 
 from kafka_micro_devtools.localbroker import LocalBroker
 
@@ -57,10 +57,8 @@ def secured(kafka_home, tmp_path_factory):
         )
         created = app.run("topic", "--partitions", str(PARTITIONS), librdkafka=as_user["admin"])
         assert created.returncode == 0, created.stderr
-        consumer = app.start("consumer", "consume", librdkafka=as_user["consumer"], **metrics_off())
-        app.start(
-            "producer", "produce", "--rate", "100", librdkafka=as_user["producer"], **metrics_off()
-        )
+        consumer = app.start("consumer", "consume", librdkafka=as_user["consumer"])
+        app.start("producer", "produce", "--rate", "100", librdkafka=as_user["producer"])
         wait_until(
             lambda: consumer.owned() == list(range(PARTITIONS)), 120, "the consumer's assignment"
         )
