@@ -135,10 +135,11 @@ def test_broker_answers_metadata_requests(host):
     wait_for_broker(host)
 
 
-def test_nothing_but_kafka_listens(host):
-    """The JVM opens the client and controller ports, and no JMX or RMI port."""
+def test_nothing_but_kafka_and_the_metrics_endpoints_listen(host):
+    """Kafka's client, controller and metrics ports, the node exporter, the producer's and the six
+    consumers' metrics: no JMX or RMI port, nothing else."""
     wait_for_broker(host)
-    assert listening_tcp_ports(host) == {9092, 9093}
+    assert listening_tcp_ports(host) == {9092, 9093, 9404, 9100, *range(9410, 9417)}
 
 
 HARDENING = {

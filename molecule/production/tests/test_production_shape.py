@@ -28,6 +28,7 @@ INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
 KAFKA_HOSTS = RUNNER.get_hosts("kafka")
 APP_HOSTS = RUNNER.get_hosts("kafka_app")
+MONITORING_HOSTS = RUNNER.get_hosts("monitoring")
 # Longer than the consumers' auto commit interval (5 s), so committed offsets must move.
 SAMPLE_GAP_S = 8
 
@@ -48,23 +49,24 @@ def kafka_tool(broker, tool, arguments):
 def test_the_inventory_has_the_production_shape():
     assert len(KAFKA_HOSTS) == 3
     assert len(APP_HOSTS) == 2
+    assert len(MONITORING_HOSTS) == 1
     assert not set(KAFKA_HOSTS) & set(APP_HOSTS)
+    assert not set(MONITORING_HOSTS) & (set(KAFKA_HOSTS) | set(APP_HOSTS))
 
 
 @pytest.mark.parametrize("name", KAFKA_HOSTS)
-def test_every_node_runs_the_java_of_its_release_and_opens_only_kafka_ports(name):
+def test_every_node_runs_the_java_of_its_release_and_opens_only_kafka_and_metrics_ports(name):
     node = testinfra.get_host(f"ansible://{name}", ansible_inventory=INVENTORY)
     pid = int(node.check_output("systemctl show --property=MainPID --value confluent-kafka"))
     assert_runs_the_releases_java(node, pid)
-    assert listening_tcp_ports(node) == {9092, 9093}
+    assert listening_tcp_ports(node) == {9092, 9093, 9404, 9100}
 
 
 @pytest.mark.parametrize("name", APP_HOSTS)
-def test_app_hosts_listen_on_no_port(name):
-    assert (
-        listening_tcp_ports(testinfra.get_host(f"ansible://{name}", ansible_inventory=INVENTORY))
-        == set()
-    )
+def test_app_hosts_listen_only_on_their_metrics_ports(name):
+    """The node exporter, the producer's metrics and consumer N's on 9410 + N."""
+    app_host = testinfra.get_host(f"ansible://{name}", ansible_inventory=INVENTORY)
+    assert listening_tcp_ports(app_host) == {9100, *range(9410, 9417)}
 
 
 @pytest.mark.parametrize("name", APP_HOSTS)
