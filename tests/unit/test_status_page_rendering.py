@@ -48,7 +48,7 @@ def test_defaults_are_off_and_local():
     ("values", "field", "message"),
     [
         ({"port": 0}, "status_page.port", "greater than or equal to 1"),
-        ({"bind_address": "not an address!"}, "status_page.bind_address", "not an IP address"),
+        ({"bind_address": "localhost"}, "status_page.bind_address", "not a host name"),
         ({"prometheus_url": "ftp://x"}, "status_page.prometheus_url", "http:// or https://"),
         ({"tls_cert_file": "/a.pem"}, "status_page", "tls_cert_file and tls_key_file go"),
         ({"basic_auth_user": "ops"}, "status_page", "basic_auth_user and basic_auth_password_hash"),

@@ -7,7 +7,6 @@ typed fields produce.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import socket
@@ -25,6 +24,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kafka_micro.message import HEADER, MAX_PRODUCER_ID_BYTES
+from kafka_micro.settings.addresses import check_listen_address
 from kafka_micro.settings.status_page import StatusPageSettings
 
 ENV_PREFIX = "KAFKA_MICRO_"
@@ -77,17 +77,6 @@ def _check_bootstrap_servers(value: str) -> str:
 def _check_topic_name(value: str) -> str:
     if not _TOPIC_NAME.match(value) or value in {".", ".."}:
         raise ValueError("a topic name is 1 to 249 characters from a-z A-Z 0-9 . _ -")
-    return value
-
-
-def _check_listen_address(value: str) -> str:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        raise ValueError(
-            "an IPv4 or IPv6 address of this host to listen on, not a host name: e.g. "
-            "'0.0.0.0' (every IPv4 address), '::' (every address) or '127.0.0.1'"
-        ) from None
     return value
 
 
@@ -328,7 +317,7 @@ class MetricsSettings(BaseModel):
         default=True,
         description="Serve /metrics over HTTP and have librdkafka report its statistics.",
     )
-    bind_address: Annotated[str, AfterValidator(_check_listen_address)] = Field(
+    bind_address: Annotated[str, AfterValidator(check_listen_address)] = Field(
         default="0.0.0.0",
         description="IP address /metrics listens on: '0.0.0.0' every IPv4 address, '::' every "
         "address, or one address of this host.",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Final, Self
@@ -16,24 +15,13 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
+from kafka_micro.settings.addresses import check_listen_address
+
 PASSWORD_HASH_SCHEME: Final = "pbkdf2-sha256"
 """``pbkdf2-sha256$ITERATIONS$SALT$HASH``, SALT and HASH in unpadded URL-safe base64."""
 MIN_PBKDF2_ITERATIONS: Final = 100_000
 _MAX_PORT: Final = 65535
-_HOST_NAME: Final = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*\.?$")
 _USER_NAME: Final = re.compile(r"^[^:\s]{1,64}$")
-
-
-def _check_bind_address(value: str) -> str:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        if not _HOST_NAME.match(value):
-            raise ValueError(
-                "not an IP address or host name; e.g. '127.0.0.1' (this host only), "
-                "'0.0.0.0' (every IPv4 address) or '::'"
-            ) from None
-    return value
 
 
 def _check_prometheus_url(value: str) -> str:
@@ -87,7 +75,7 @@ class StatusPageSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    bind_address: Annotated[str, AfterValidator(_check_bind_address)] = Field(
+    bind_address: Annotated[str, AfterValidator(check_listen_address)] = Field(
         default="127.0.0.1",
         description="Address the page listens on; '0.0.0.0' or '::' for every interface "
         "(then turn on TLS and basic auth).",
