@@ -1,12 +1,16 @@
-"""The metrics-cost bench's pure parts: the order of the modes, the summary and table, and the
-metrics table each child process gets."""
+"""The metrics-cost bench's own parts: on against off with CPU per message and peak RSS in the
+summary and table, the JSON's layout, and the metrics table each child process gets (the rounds:
+``test_paired_rounds``)."""
+
+import json
 
 from kafka_micro.settings import ConsumerSettings, ProducerSettings, load_settings
 from kafka_micro_devtools.bench.metricscost import (
+    PAIR,
     STATISTICS_INTERVAL_MS,
+    MetricsCostResults,
     MetricsRun,
     contexts,
-    round_order,
     summarize,
     to_table,
 )
@@ -30,43 +34,44 @@ def run(number, mode, measurement, msgs_per_s, rss=(), cpu_s=1.0):
     )
 
 
-def test_modes_take_turns_at_going_first():
-    assert [round_order(n) for n in range(4)] == [
-        ("off", "on"),
-        ("on", "off"),
-        ("off", "on"),
-        ("on", "off"),
-    ]
+def test_metrics_off_goes_first_in_even_rounds():
+    assert PAIR.round_order(0) == ("off", "on")
+    assert PAIR.round_order(1) == ("on", "off")
 
 
-def test_the_ratio_is_on_over_off_of_the_medians_and_per_round():
+def test_on_is_compared_with_off_in_msgs_cpu_per_message_and_the_highest_rss():
     runs = [
         run(0, "off", "producer 100 B", 100_000),
-        run(0, "on", "producer 100 B", 98_000),
-        run(1, "on", "producer 100 B", 95_000),
-        run(1, "off", "producer 100 B", 100_000),
-        run(2, "off", "producer 100 B", 90_000),
-        run(2, "on", "producer 100 B", 90_000),
+        run(0, "on", "producer 100 B", 95_000),
         run(0, "off", "consumer x6", 2_000_000, rss=(60.0, 61.5), cpu_s=4.0),
         run(0, "on", "consumer x6", 1_900_000, rss=(63.0, 62.0), cpu_s=3.99),
+        run(1, "on", "consumer x6", 1_900_000, rss=(62.0,), cpu_s=5.7),
+        run(1, "off", "consumer x6", 2_000_000, rss=(60.0,), cpu_s=4.0),
     ]
     producer, consumer = summarize(runs)
-    assert producer.measurement == "producer 100 B"
-    assert producer.off.msgs_per_s_median == 100_000
-    assert producer.on.msgs_per_s_median == 95_000
-    assert producer.ratio == 0.95
-    assert producer.round_ratios == [0.98, 0.95, 1.0]
+    assert (producer.off.msgs_per_s_median, producer.on.msgs_per_s_median) == (100_000, 95_000)
+    assert (producer.ratio, producer.round_ratios) == (0.95, [0.95])
+    assert producer.peak_rss_mb == {}
     assert consumer.peak_rss_mb == {"off": 61.5, "on": 63.0}
-    # CPU per message: 4.0 s / 2,000,000 and 3.99 s / 1,900,000.
-    assert consumer.cpu_us_per_msg == {"off": 2.0, "on": 2.1}
-    assert consumer.cpu_ratio == 1.05
-    table = to_table([producer, consumer])
-    assert "| 0.950 (0.98, 0.95, 1.00) | 10.00 / 10.53 (1.053) | -" in table
-    assert "| 2.00 / 2.10 (1.050) | 61.5 MB / 63.0 MB" in table
+    # CPU per message: 4.0 s / 2,000,000 twice; 3.99 s and 5.7 s / 1,900,000, median 2.55 us.
+    assert consumer.cpu_us_per_msg == {"off": 2.0, "on": 2.55}
+    assert consumer.cpu_ratio == 1.275
+    header, producer_row, consumer_row = to_table([producer, consumer]).splitlines()
+    assert "on / off, medians (per round) | CPU us/msg off / on (on / off)" in header
+    assert producer_row.endswith("| 0.950 (0.95) | 10.00 / 10.53 (1.053) | -")
+    assert consumer_row.endswith("| 0.950 (0.95, 0.95) | 2.00 / 2.55 (1.275) | 61.5 MB / 63.0 MB")
 
 
-def test_a_measurement_run_in_one_mode_only_is_not_compared():
-    assert summarize([run(0, "off", "consumer x1", 1000)]) == []
+def test_the_json_has_the_intervals_right_after_the_header():
+    header = dict(started_at="t", command=[], quick=True, machine={}, broker={}, profile={})
+    written = json.loads(MetricsCostResults(**header, load_average_start=LOAD).to_json())
+    fields = list(written)
+    assert fields[fields.index("profile") + 1 : fields.index("load_average_start")] == [
+        "statistics_interval_ms",
+        "scrape_interval_s",
+    ]
+    assert written["schema"] == "kafka-micro-bench-metrics/1"
+    assert written["statistics_interval_ms"] == STATISTICS_INTERVAL_MS
 
 
 def test_children_get_metrics_off_or_on_with_frequent_statistics_on_free_local_ports(tmp_path):

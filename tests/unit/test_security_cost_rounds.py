@@ -1,5 +1,5 @@
-"""The security-cost bench's pure parts: the order of the modes, the summary, the table, and the
-connection properties each child process gets."""
+"""The security-cost bench's own parts: SASL_SSL against PLAINTEXT in the summary and the table,
+and the connection properties each child process gets (the rounds: ``test_paired_rounds``)."""
 
 from pathlib import Path
 
@@ -9,8 +9,8 @@ from kafka_micro_devtools.bench.ours import settings_tree
 from kafka_micro_devtools.bench.profile import BenchProfile
 from kafka_micro_devtools.bench.results import Throughput
 from kafka_micro_devtools.bench.security import (
+    PAIR,
     SecurityRun,
-    round_order,
     summarize,
     to_table,
 )
@@ -23,54 +23,12 @@ def run(number, mode, measurement, msgs_per_s, message_bytes=100):
     return SecurityRun(round=number, mode=mode, measurement=measurement, throughput=throughput)
 
 
-def test_modes_take_turns_at_going_first():
-    assert [round_order(n) for n in range(4)] == [
-        ("plaintext", "sasl_ssl"),
-        ("sasl_ssl", "plaintext"),
-        ("plaintext", "sasl_ssl"),
-        ("sasl_ssl", "plaintext"),
-    ]
+def test_plaintext_goes_first_in_even_rounds():
+    assert PAIR.round_order(0) == ("plaintext", "sasl_ssl")
+    assert PAIR.round_order(1) == ("sasl_ssl", "plaintext")
 
 
-def test_summary_has_medians_spread_and_ratios_of_medians_and_of_each_round():
-    runs = [
-        run(0, "plaintext", "producer 100 B", 600_000),
-        run(0, "sasl_ssl", "producer 100 B", 300_000),
-        run(1, "sasl_ssl", "producer 100 B", 400_000),
-        run(1, "plaintext", "producer 100 B", 500_000),
-        run(2, "plaintext", "producer 100 B", 800_000),
-        run(2, "sasl_ssl", "producer 100 B", 200_000),
-        run(0, "plaintext", "consumer x6", 2_000_000),
-        run(0, "sasl_ssl", "consumer x6", 1_000_000),
-    ]
-    producer, consumers = summarize(runs)
-    assert producer.measurement == "producer 100 B"
-    assert producer.plaintext.msgs_per_s == [600_000, 500_000, 800_000]
-    assert producer.plaintext.msgs_per_s_median == 600_000
-    assert producer.plaintext.mb_per_s_median == 60.0
-    assert producer.sasl_ssl.msgs_per_s_median == 300_000
-    assert producer.ratio == 0.5
-    assert producer.round_ratios == [0.5, 0.8, 0.25]
-    assert (consumers.measurement, consumers.ratio, consumers.round_ratios) == (
-        "consumer x6",
-        0.5,
-        [0.5],
-    )
-
-
-def test_a_measurement_without_both_modes_has_no_comparison_and_a_lone_run_no_round_ratio():
-    runs = [
-        run(0, "plaintext", "producer 100 B", 600_000),
-        run(0, "plaintext", "consumer x1", 1_000_000),
-        run(1, "sasl_ssl", "consumer x1", 900_000),
-    ]
-    [consumer] = summarize(runs)
-    assert consumer.measurement == "consumer x1"
-    assert consumer.ratio == 0.9
-    assert consumer.round_ratios == []
-
-
-def test_table_shows_each_mode_and_the_ratio():
+def test_table_shows_each_mode_and_the_ratio_of_sasl_ssl_to_plaintext():
     runs = [
         run(0, "plaintext", "producer 1024 B", 300_000, 1024),
         run(0, "sasl_ssl", "producer 1024 B", 150_000, 1024),

@@ -492,7 +492,7 @@ def _security_cost(
         try:
             for ctx in contexts.values():
                 runner.warm_up(ctx, plan, profile)
-            results.runs = security.measure(contexts, plan, profile)
+            results.runs = security.PAIR.measure(contexts, plan, profile)
             results.comparisons = security.summarize(results.runs)
         finally:
             results.finished_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -524,7 +524,7 @@ def _metrics_cost(
     try:
         for ctx in by_mode.values():
             runner.warm_up(ctx, plan, profile)
-        results.runs = metricscost.measure(by_mode, plan, profile)
+        results.runs = metricscost.PAIR.measure(by_mode, plan, profile)
         results.comparisons = metricscost.summarize(results.runs)
     finally:
         for ctx in by_mode.values():

@@ -1,9 +1,9 @@
 """The cost of the metrics: our producer and consumers with ``/metrics`` on and off, on one broker.
 
-The same measurements as ``--security-cost`` (``security.measurements``) on one PLAINTEXT
+The same measurements as ``--security-cost`` (``paired.measurements``) on one PLAINTEXT
 broker, each round running every measurement in both modes back to back, off first in even
 rounds and on first in odd ones (ABBA...), so a change of load on a shared machine hits both
-alike. With metrics on, every child also has librdkafka report its statistics every
+alike (``paired``). With metrics on, every child also has librdkafka report its statistics every
 ``STATISTICS_INTERVAL_MS`` and is scraped every ``SCRAPE_INTERVAL_S``: five and fifteen times
 as often as deployed (5000 ms, Prometheus' 15 s), so the short runs see several of each and the
 cost measured is an upper bound.
@@ -16,50 +16,33 @@ others, CPU time per message much less.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final, Literal, get_args
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kafka_micro_devtools.bench import paired
 from kafka_micro_devtools.bench.context import BenchContext
-from kafka_micro_devtools.bench.profile import BenchProfile
-from kafka_micro_devtools.bench.results import Throughput
-from kafka_micro_devtools.bench.runner import BenchPlan
-from kafka_micro_devtools.bench.security import (
-    ModeSummary,
-    measurements,
-    mode_summary,
-    summary_cell,
-)
+from kafka_micro_devtools.bench.results import ResultsHeader
 
 Mode = Literal["off", "on"]
-MODES: tuple[Mode, ...] = get_args(Mode)
 SCHEMA = "kafka-micro-bench-metrics/1"
 STATISTICS_INTERVAL_MS: Final = 1000
 SCRAPE_INTERVAL_S: Final = 1.0
 
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class MetricsRun(_Model):
-    """One measurement in one mode in one round."""
-
-    round: int
-    mode: Mode
-    measurement: str
-    throughput: Throughput
-    peak_rss_mb: list[float] = []
+MetricsRun = paired.PairedRun[Mode]
+PAIR: paired.ModePair[Mode] = paired.ModePair(
+    "off", "on", labels={"off": "metrics off", "on": "metrics on"}, run_model=MetricsRun
+)
 
 
-class MetricsComparison(_Model):
+class MetricsComparison(BaseModel):
     """Metrics on against off for one measurement."""
 
     measurement: str
-    off: ModeSummary
-    on: ModeSummary
+    off: paired.ModeSummary
+    on: paired.ModeSummary
     ratio: float
     """On median / off median, msg/s."""
     round_ratios: list[float]
@@ -71,29 +54,24 @@ class MetricsComparison(_Model):
     peak_rss_mb: dict[Mode, float] = {}
     """The highest consumer RSS in each mode (consumer measurements only)."""
 
+    model_config = ConfigDict(extra="forbid")
 
-class MetricsCostResults(_Model):
+
+class _Intervals(ResultsHeader):
+    """How often metrics on reports statistics and is scraped.
+
+    A base of its own so that ``metrics-cost.json`` has them right after the header, where it
+    always had them.
+    """
+
+    statistics_interval_ms: int = STATISTICS_INTERVAL_MS
+    scrape_interval_s: float = SCRAPE_INTERVAL_S
+
+
+class MetricsCostResults(paired.PairedResults[MetricsRun, MetricsComparison], _Intervals):
     """What ``kafka-micro-bench --metrics-cost`` writes to ``metrics-cost.json``."""
 
     schema_: str = Field(default=SCHEMA, alias="schema")
-    started_at: str
-    finished_at: str = ""
-    command: list[str]
-    quick: bool
-    machine: dict[str, Any]
-    broker: dict[str, Any]
-    profile: dict[str, Any]
-    statistics_interval_ms: int = STATISTICS_INTERVAL_MS
-    scrape_interval_s: float = SCRAPE_INTERVAL_S
-    load_average_start: tuple[float, float, float]
-    load_average_end: tuple[float, float, float] | None = None
-    runs: list[MetricsRun] = []
-    comparisons: list[MetricsComparison] = []
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    def to_json(self) -> str:
-        return self.model_dump_json(indent=2, by_alias=True)
 
 
 def contexts(bootstrap: str, output_dir: Path) -> dict[Mode, BenchContext]:
@@ -110,42 +88,22 @@ def contexts(bootstrap: str, output_dir: Path) -> dict[Mode, BenchContext]:
     }
 
 
-def round_order(round_number: int) -> tuple[Mode, ...]:
-    """The modes in the order round ``round_number`` (from 0) runs them: ABBA..."""
-    return MODES if round_number % 2 == 0 else MODES[::-1]
-
-
 def summarize(runs: Sequence[MetricsRun]) -> list[MetricsComparison]:
-    """Per measurement (in first-seen order) with runs in both modes: medians and ratios."""
+    """Per measurement with runs in both modes: medians and ratios, CPU per message, peak RSS."""
     comparisons = []
-    for label in dict.fromkeys(run.measurement for run in runs):
-        mine = [run for run in runs if run.measurement == label]
-        by_mode = {mode: [run for run in mine if run.mode == mode] for mode in MODES}
-        if not all(by_mode.values()):
-            continue
-        off, on = mode_summary(by_mode["off"]), mode_summary(by_mode["on"])
-        rates = {(run.round, run.mode): run.throughput.msgs_per_s for run in mine}
-        round_ratios = [
-            round(rates[number, "on"] / rates[number, "off"], 3)
-            for number in sorted({run.round for run in mine})
-            if rates.get((number, "off")) and (number, "on") in rates
-        ]
+    for measured in PAIR.summarize(runs):
         cpu = {
-            mode: round(statistics.median(_cpu_us_per_msg(run) for run in by_mode[mode]), 3)
-            for mode in MODES
+            mode: round(statistics.median(_cpu_us_per_msg(run) for run in mode_runs), 3)
+            for mode, mode_runs in measured.runs.items()
         }
         peaks = {
-            mode: max(rss for run in by_mode[mode] for rss in run.peak_rss_mb)
-            for mode in MODES
-            if any(run.peak_rss_mb for run in by_mode[mode])
+            mode: max(rss for run in mode_runs for rss in run.peak_rss_mb)
+            for mode, mode_runs in measured.runs.items()
+            if any(run.peak_rss_mb for run in mode_runs)
         }
         comparisons.append(
             MetricsComparison(
-                measurement=label,
-                off=off,
-                on=on,
-                ratio=round(on.msgs_per_s_median / off.msgs_per_s_median, 3),
-                round_ratios=round_ratios,
+                **measured.comparison_fields(),
                 cpu_us_per_msg=cpu,
                 cpu_ratio=round(cpu["on"] / cpu["off"], 3),
                 peak_rss_mb=peaks,
@@ -166,48 +124,16 @@ def to_table(comparisons: Sequence[MetricsComparison]) -> str:
         "peak RSS off / on"
     ]
     for comparison in comparisons:
-        per_round = ", ".join(f"{ratio:.2f}" for ratio in comparison.round_ratios)
         rss = (
-            " / ".join(f"{comparison.peak_rss_mb[mode]:.1f} MB" for mode in MODES)
-            if len(comparison.peak_rss_mb) == len(MODES)
+            " / ".join(f"{comparison.peak_rss_mb[mode]:.1f} MB" for mode in PAIR.modes)
+            if len(comparison.peak_rss_mb) == len(PAIR.modes)
             else "-"
         )
         cpu = comparison.cpu_us_per_msg
         lines.append(
-            f"{comparison.measurement} | {summary_cell(comparison.off)} | "
-            f"{summary_cell(comparison.on)} | {comparison.ratio:.3f} ({per_round}) | "
+            f"{comparison.measurement} | {paired.summary_cell(comparison.off)} | "
+            f"{paired.summary_cell(comparison.on)} | {comparison.ratio:.3f} "
+            f"({paired.round_ratios_cell(comparison.round_ratios)}) | "
             f"{cpu['off']:.2f} / {cpu['on']:.2f} ({comparison.cpu_ratio:.3f}) | {rss}"
         )
     return "\n".join(lines)
-
-
-def measure(
-    by_mode: Mapping[Mode, BenchContext], plan: BenchPlan, profile: BenchProfile
-) -> list[MetricsRun]:
-    """``plan.repeats`` rounds of every measurement in both modes (see the module's doc)."""
-    runs = []
-    for number in range(plan.repeats):
-        for label, run_one in measurements(plan, profile).items():
-            for mode in round_order(number):
-                ctx = by_mode[mode]
-                throughput, rss = run_one(ctx)
-                ctx.progress(
-                    "round %d %s metrics %s: %d msgs in %.2f s = %.0f msg/s, %.1f MB/s",
-                    number + 1,
-                    label,
-                    mode,
-                    throughput.messages,
-                    throughput.seconds,
-                    throughput.msgs_per_s,
-                    throughput.mb_per_s,
-                )
-                runs.append(
-                    MetricsRun(
-                        round=number,
-                        mode=mode,
-                        measurement=label,
-                        throughput=throughput,
-                        peak_rss_mb=rss,
-                    )
-                )
-    return runs

@@ -110,8 +110,13 @@ class Target(_Result):
     met: bool | None = Field(description="None when the run could not measure it")
 
 
-class BenchResults(_Result):
-    schema_: str = Field(default=SCHEMA, alias="schema")
+class ResultsHeader(_Result):
+    """What each of the bench's JSON files starts with: the run, the machine, broker and profile.
+
+    Each file's model names its own ``schema`` as the default.
+    """
+
+    schema_: str = Field(alias="schema")
     started_at: str
     finished_at: str = ""
     command: list[str]
@@ -119,6 +124,15 @@ class BenchResults(_Result):
     machine: dict[str, Any]
     broker: dict[str, Any]
     profile: dict[str, Any]
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2, by_alias=True)
+
+
+class BenchResults(ResultsHeader):
+    schema_: str = Field(default=SCHEMA, alias="schema")
     java_settings: dict[str, Any]
     producer: list[Comparison] = Field(default_factory=list)
     latency: list[LatencyRun] = Field(default_factory=list)
@@ -128,8 +142,3 @@ class BenchResults(_Result):
     load_average_start: tuple[float, float, float]
     load_average_end: tuple[float, float, float] | None = None
     notes: list[str] = Field(default_factory=list)
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    def to_json(self) -> str:
-        return self.model_dump_json(indent=2, by_alias=True)
