@@ -31,7 +31,7 @@ def run_role(tmp_path: Path, *extra_vars: str) -> subprocess.CompletedProcess[st
                         "node-a": {
                             **local,
                             "confluent_kafka_advertised_host": "node-a.example",
-                            "kafka_tls_extra_names": ["10.0.0.5"],
+                            "kafka_tls_extra_names": ["10.0.0.5", "fd00::5"],
                         },
                         "node-b": local,
                     },
@@ -68,8 +68,10 @@ def certificate(path: Path) -> x509.Certificate:
 
 
 def names(cert: x509.Certificate) -> list[str]:
+    """The subject alternative names as TYPE:VALUE: an address must be an IP name to match."""
     alt = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    return sorted(str(name.value) for name in alt)
+    kinds = {x509.DNSName: "DNS", x509.IPAddress: "IP"}
+    return sorted(f"{kinds[type(name)]}:{name.value}" for name in alt)
 
 
 def own_ca(tmp_path: Path, days: int) -> tuple[Path, Path]:
@@ -123,11 +125,12 @@ def test_each_node_gets_a_certificate_for_its_names_signed_by_the_cluster_ca(
         )
         assert private_key.public_key() == cert.public_key()
     assert names(certificate(tmp_path / "hosts/node-a/host.crt")) == [
-        "10.0.0.5",
-        "node-a",
-        "node-a.example",
+        "DNS:node-a",
+        "DNS:node-a.example",
+        "IP:10.0.0.5",
+        "IP:fd00::5",
     ]
-    assert names(certificate(tmp_path / "hosts/node-b/host.crt")) == ["node-b"]
+    assert names(certificate(tmp_path / "hosts/node-b/host.crt")) == ["DNS:node-b"]
 
     assert changed(converge(tmp_path)) == 0
 
