@@ -24,3 +24,33 @@ def run_playbook(
         timeout=300,
         check=False,
     )
+
+
+def render_templates_play(role: str, hosts: str, templates: dict[str, Path]) -> str:
+    """A play rendering ``role``'s templates (name: destination) with its defaults and vars,
+    as a run of the role would, without running its tasks."""
+    role_dir = REPO / "roles" / role
+    items = "".join(f"          {name}: {dest}\n" for name, dest in templates.items())
+    return (
+        f"- name: Render the {role} role's files\n"
+        f"  hosts: {hosts}\n"
+        "  gather_facts: false\n"
+        "  roles:\n"
+        "    - role: kafka_cluster\n"
+        "  tasks:\n"
+        "    - name: Read the role's defaults and variables\n"
+        "      ansible.builtin.include_vars:\n"
+        "        file: '{{ item }}'\n"
+        "      loop:\n"
+        f"        - {role_dir / 'defaults' / 'main.yml'}\n"
+        f"        - {role_dir / 'vars' / 'main.yml'}\n"
+        "    - name: Render the templates\n"
+        "      ansible.builtin.template:\n"
+        f"        src: {role_dir / 'templates'}/{{{{ item.key }}}}\n"
+        "        dest: '{{ item.value }}'\n"
+        "        mode: '0644'\n"
+        "      loop: '{{ files | dict2items }}'\n"
+        "      vars:\n"
+        "        files:\n"
+        f"{items}"
+    )

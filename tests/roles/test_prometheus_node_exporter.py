@@ -17,9 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from playbookrun import REPO, run_playbook
-
-ROLE = REPO / "roles" / "prometheus_node_exporter"
+from playbookrun import render_templates_play, run_playbook
 
 
 def render(tmp_path: Path, *extra_vars: str) -> list[str]:
@@ -27,23 +25,11 @@ def render(tmp_path: Path, *extra_vars: str) -> list[str]:
     local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
     (tmp_path / "hosts.json").write_text(json.dumps({"all": {"hosts": {"lab-app-1": local}}}))
     (tmp_path / "render.yml").write_text(
-        "- name: Render the node exporter's command line\n"
-        "  hosts: all\n"
-        "  gather_facts: false\n"
-        "  roles:\n"
-        "    - role: kafka_cluster\n"
-        "  tasks:\n"
-        "    - name: Read the role's defaults and variables\n"
-        "      ansible.builtin.include_vars:\n"
-        "        file: '{{ item }}'\n"
-        "      loop:\n"
-        f"        - {ROLE / 'defaults' / 'main.yml'}\n"
-        f"        - {ROLE / 'vars' / 'main.yml'}\n"
-        "    - name: Render the file\n"
-        "      ansible.builtin.template:\n"
-        f"        src: {ROLE / 'templates' / 'prometheus-node-exporter.default.j2'}\n"
-        f"        dest: {tmp_path / 'default'}\n"
-        "        mode: '0644'\n"
+        render_templates_play(
+            "prometheus_node_exporter",
+            "all",
+            {"prometheus-node-exporter.default.j2": tmp_path / "default"},
+        )
     )
     result = run_playbook(tmp_path / "hosts.json", tmp_path / "render.yml", *extra_vars)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from playbookrun import REPO, run_playbook
+from playbookrun import render_templates_play, run_playbook
 
-ROLE = REPO / "roles" / "prometheus"
 DATA = Path(__file__).resolve().parent / "data"
 MONITORING_HOST = "lab-monitoring-1"
 ALERTS = [
@@ -62,30 +61,15 @@ def render(tmp_path: Path, *extra_vars: str) -> Path:
     """The role's rules, prometheus.yml and command line, rendered into ``tmp_path/out``."""
     out = tmp_path / "out"
     out.mkdir(exist_ok=True)
+    templates = {
+        "kafka-micro-rules.yml.j2": "kafka-micro-rules.yml",
+        "prometheus.yml.j2": "prometheus.yml",
+        "prometheus.default.j2": "prometheus.default",
+    }
     (tmp_path / "render.yml").write_text(
-        "- name: Render the prometheus role's files\n"
-        "  hosts: monitoring\n"
-        "  gather_facts: false\n"
-        "  roles:\n"
-        "    - role: kafka_cluster\n"
-        "  tasks:\n"
-        "    - name: Read the role's defaults and variables\n"
-        "      ansible.builtin.include_vars:\n"
-        "        file: '{{ item }}'\n"
-        "      loop:\n"
-        f"        - {ROLE / 'defaults' / 'main.yml'}\n"
-        f"        - {ROLE / 'vars' / 'main.yml'}\n"
-        "    - name: Render the templates\n"
-        "      ansible.builtin.template:\n"
-        f"        src: {ROLE / 'templates'}/{{{{ item.key }}}}\n"
-        f"        dest: {out}/{{{{ item.value }}}}\n"
-        "        mode: '0644'\n"
-        "      loop: '{{ files | dict2items }}'\n"
-        "      vars:\n"
-        "        files:\n"
-        "          kafka-micro-rules.yml.j2: kafka-micro-rules.yml\n"
-        "          prometheus.yml.j2: prometheus.yml\n"
-        "          prometheus.default.j2: prometheus.default\n"
+        render_templates_play(
+            "prometheus", "monitoring", {name: out / dest for name, dest in templates.items()}
+        )
     )
     # The configuration names the rules where they were rendered (extra vars win over include_vars).
     result = run_playbook(
