@@ -186,9 +186,10 @@ def test_pruning_keeps_the_newest_ledgers_and_drops_the_temp_files_of_removed_on
 
 
 def test_opening_prunes_to_keep_with_its_own_ledger_counted(tmp_path):
-    for name in ["old-1", "old-2", "old-3"]:
-        (tmp_path / (name + LEDGER_SUFFIX)).write_text("{}")
-        time.sleep(0.01)
+    for age, name in enumerate(["old-3", "old-2", "old-1"]):
+        path = tmp_path / (name + LEDGER_SUFFIX)
+        path.write_text("{}")
+        os.utime(path, ns=(1_000_000_000 * (10 - age),) * 2)
     AckLedgerWriter(tmp_path, "new", TOPIC, {}).open(keep=2)
     assert sorted(path.name for path in tmp_path.iterdir()) == [
         "new" + LEDGER_SUFFIX,
