@@ -1,4 +1,8 @@
-"""``kafka-micro verify``: read the whole topic and account for every sequence number."""
+"""``kafka-micro verify``: read the whole topic and account for every sequence number.
+
+With acknowledgement ledgers (``--acked``), also whether every message the producers had
+acknowledged is there (``ackcheck``).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Final
 
@@ -15,6 +20,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from confluent_kafka.admin._metadata import ClusterMetadata
 
 from kafka_micro.access import BrokerAccessError, await_brokers, denied
+from kafka_micro.ackcheck import AckedCheck, FoundMessages, check_acknowledged
+from kafka_micro.ackledger import LedgerFile
 from kafka_micro.clients import ClientErrors, client_config, create_client
 from kafka_micro.message import MalformedMessageError, decode
 from kafka_micro.settings import ConfigError, Settings
@@ -28,16 +35,32 @@ _NOT_ALL_SET = re.compile(rb"[^\xff]")
 
 
 class _SequenceLedger:
-    """One bit per sequence number of one producer: compact enough for many millions."""
+    """One bit per sequence number of one producer: compact enough for many millions.
+
+    Also, per partition, the messages found and the highest sequence number so far: read in
+    offset order, a lower one after it is out of order.
+    """
 
     def __init__(self) -> None:
         self.bits = bytearray()
         self.count = 0
         self.duplicates = 0
+        self.out_of_order = 0
         self.min_sequence = -1
         self.max_sequence = -1
+        self.partitions: dict[int, list[int]] = {}
+        """Partition: [messages found, highest sequence number]."""
 
-    def add(self, sequence: int) -> None:
+    def add(self, sequence: int, partition: int) -> None:
+        seen = self.partitions.get(partition)
+        if seen is None:
+            self.partitions[partition] = [1, sequence]
+        else:
+            seen[0] += 1
+            if sequence < seen[1]:
+                self.out_of_order += 1
+            else:
+                seen[1] = sequence
         index, bit = sequence >> 3, 1 << (sequence & 7)
         bits = self.bits
         if index >= len(bits):
@@ -87,11 +110,15 @@ class ProducerReport:
     missing: int
     missing_ranges: list[tuple[int, int]]
     duplicates: int
+    out_of_order: int = 0
+    """Messages with a lower sequence number than one before them in their partition."""
+    partitions: dict[int, int] = field(default_factory=dict)
+    """Messages found per partition."""
 
 
 @dataclass
 class VerifyReport:
-    """What verify found in the topic."""
+    """What verify found in the topic, and against the ledgers if given."""
 
     topic: str
     partitions: int
@@ -99,6 +126,7 @@ class VerifyReport:
     malformed: int
     truncated_partitions: list[int]
     producers: list[ProducerReport] = field(default_factory=list)
+    acked: AckedCheck | None = None
 
     @property
     def missing(self) -> int:
@@ -108,11 +136,26 @@ class VerifyReport:
     def duplicates(self) -> int:
         return sum(producer.duplicates for producer in self.producers)
 
+    @property
+    def out_of_order(self) -> int:
+        return sum(producer.out_of_order for producer in self.producers)
+
+    @property
+    def ok(self) -> bool:
+        """Without ledgers: nothing missing. With them: no acknowledged message lost, none
+        duplicated or out of order; gaps the ledgers explain are not loss."""
+        if self.acked is None:
+            return self.missing == 0
+        return self.acked.lost == 0 and self.duplicates == 0 and self.out_of_order == 0
+
     def to_json(self) -> str:
         document = asdict(self)
         document["missing"] = self.missing
         document["duplicates"] = self.duplicates
-        document["ok"] = self.missing == 0
+        document["out_of_order"] = self.out_of_order
+        if self.acked is not None:
+            document["acked"]["lost"] = self.acked.lost
+        document["ok"] = self.ok
         return json.dumps(document, indent=2)
 
     def to_table(self) -> str:
@@ -135,18 +178,25 @@ class VerifyReport:
         lines.append(
             f"topic {self.topic}: {self.partitions} partitions, {self.messages} messages, "
             f"{len(self.producers)} producers, {self.missing} missing, "
-            f"{self.duplicates} duplicates, {self.malformed} malformed"
+            f"{self.duplicates} duplicates, {self.malformed} malformed, "
+            f"{self.out_of_order} out of order"
         )
         if self.truncated_partitions:
             lines.append(
                 f"note: partitions {self.truncated_partitions} no longer start at offset 0 "
-                "(retention); sequences are counted from the lowest one read"
+                "(retention or deleted records); sequences are counted from the lowest one read"
             )
+        if self.acked is not None:
+            lines.extend(self.acked.to_lines())
+            lines.append("OK" if self.ok else "FAILED")
         return "\n".join(lines)
 
 
-def run_verify(settings: Settings, idle_timeout_s: float) -> VerifyReport:
-    """Read every partition from its start to its end offset as of now."""
+def run_verify(
+    settings: Settings, idle_timeout_s: float, ledgers: Sequence[LedgerFile] | None = None
+) -> VerifyReport:
+    """Read every partition from its start to its end offset as of now; hold the ledgers, if
+    given, against what was found."""
     errors = ClientErrors("verify")
     consumer = create_client(Consumer, client_config(settings, "verify", errors))
     try:
@@ -156,9 +206,18 @@ def run_verify(settings: Settings, idle_timeout_s: float) -> VerifyReport:
             errors.access,
             settings.connect_timeout_s,
         )
-        return _TopicReader(consumer, settings.topic).read(metadata, idle_timeout_s)
+        report = _TopicReader(consumer, settings.topic).read(metadata, idle_timeout_s)
     finally:
         consumer.close()
+    if ledgers is not None:
+        report.acked = check_acknowledged(
+            ledgers,
+            {
+                producer.producer: FoundMessages(producer.partitions, producer.missing)
+                for producer in report.producers
+            },
+        )
+    return report
 
 
 class _TopicReader:
@@ -245,7 +304,7 @@ class _TopicReader:
             ledger = ledgers.get(producer_id)
             if ledger is None:
                 ledger = ledgers[producer_id] = _SequenceLedger()
-            ledger.add(sequence)
+            ledger.add(sequence, partition)
 
     def _report(self, partitions: int, truncated: list[int]) -> VerifyReport:
         report = VerifyReport(self._topic, partitions, self._messages, self._malformed, truncated)
@@ -261,6 +320,10 @@ class _TopicReader:
                     missing=missing,
                     missing_ranges=ranges,
                     duplicates=ledger.duplicates,
+                    out_of_order=ledger.out_of_order,
+                    partitions={
+                        partition: seen[0] for partition, seen in sorted(ledger.partitions.items())
+                    },
                 )
             )
         return report
