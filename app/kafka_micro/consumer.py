@@ -28,7 +28,7 @@ from kafka_micro.membership import (
 )
 from kafka_micro.metrics import ConsumerMetrics, LibrdkafkaStatistics, serve_metrics
 from kafka_micro.processing import BatchProcessor, ConsumeStats
-from kafka_micro.runtime import StopRequest
+from kafka_micro.runtime import StopRequest, replace_process
 from kafka_micro.settings import Settings
 from kafka_micro.systemd import SystemdNotifier
 
@@ -151,9 +151,12 @@ def _run_consumer(
                     notifier=notifier,
                 )
             except InstanceIdHeldError as error:
-                # librdkafka gives up on this refusal for good: only a new client can try again.
                 log.warning("%s; waiting for it (no restart needed)", error)
                 await_instance_id_release(settings, stop)
+                # librdkafka gives up on this refusal for good, and closing or freeing that
+                # client aborted the process once (assertion in rd_kafka_enq_once_del_source_return,
+                # seen in the fault suite): a fresh process image joins instead, same PID.
+                replace_process(stop)
     finally:
         deadline.reached()
 
@@ -172,8 +175,8 @@ def _run_member(
 ) -> int:
     """Join with ``consumer`` and consume until stopped; closes it and returns the exit code.
 
-    Raises InstanceIdHeldError, with the consumer closed, when the group refused this member's
-    instance id before it was ever ready.
+    Raises InstanceIdHeldError, with the consumer left as it is (see ``_run_consumer``), when the
+    group refused this member's instance id before it was ever ready.
     """
     consumer.subscribe(
         [settings.topic],
@@ -193,9 +196,9 @@ def _run_member(
             reporter=reporter,
         )
     except KafkaException as error:
-        consumer.close()
         if not readiness.ready and instance_id_held(error):
             raise InstanceIdHeldError(settings.consumer) from error
+        consumer.close()
         notifier.stopping()
         log.error("consumer failed: %s", error)
         return 1
