@@ -202,6 +202,7 @@ def build_tools(cache_dir: Path, build_python: str) -> Path:
     python = tools / "bin" / "python"
     if not python.exists():
         # Made aside and renamed into place: two plays building at once each get a whole venv.
+        cache_dir.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=".wheelhouse-tools-", dir=cache_dir))
         run([build_python, "-m", "venv", str(scratch)])
         try:
