@@ -116,7 +116,7 @@ def _reads_statistics(settings: Settings, kind: ClientKind) -> bool:
 
 def _client_name(settings: Settings, kind: ClientKind) -> str:
     if kind == "producer":
-        return settings.producer.resolved_id()
+        return settings.producer.resolved_id
     if kind == "consumer" and settings.consumer.instance_id is not None:
         return settings.consumer.instance_id
     return f"{socket.gethostname()}-{os.getpid()}"

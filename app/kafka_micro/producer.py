@@ -179,7 +179,7 @@ def _run_producer(
     options = settings.producer
     errors = ClientErrors("producer", stop)
     failures = FailureCounter(errors.access)
-    producer_id = options.resolved_id()
+    producer_id = options.resolved_id
     ledger = _open_ledger(settings, producer_id, failures)
     statistics = LibrdkafkaStatistics(on_report=ledger)
     producer = create_client(

@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import re
 import socket
+import time
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Annotated, Literal, Self
 
 from pydantic import (
@@ -117,7 +119,8 @@ class ProducerSettings(BaseModel):
     id: Annotated[str, Field(min_length=1), AfterValidator(_check_producer_id)] | None = Field(
         default=None,
         description="Producer id written into every message; must be unique per producer run "
-        "(sequence numbers restart at 0). Unset: HOSTNAME-PID of the running process.",
+        "(sequence numbers restart at 0). Unset: HOSTNAME-PID-STARTED of the running process "
+        "(STARTED: its UTC start second, as PIDs repeat after a reboot).",
     )
     rate: float = Field(
         default=0.0, ge=0, description="Target messages per second; 0 produces as fast as possible."
@@ -193,9 +196,11 @@ class ProducerSettings(BaseModel):
             )
         return self
 
+    @cached_property
     def resolved_id(self) -> str:
-        """The configured id, or HOSTNAME-PID of this process."""
-        return self.id or f"{socket.gethostname()}-{os.getpid()}"
+        """The configured id, or HOSTNAME-PID-STARTED of this process, the same at every read."""
+        started = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        return self.id or f"{socket.gethostname()}-{os.getpid()}-{started}"
 
     def librdkafka_properties(self) -> dict[str, LibrdkafkaValue]:
         """The producer's librdkafka properties: typed fields, overridden by the raw table."""
