@@ -76,23 +76,25 @@ def await_instance_id_release(settings: Settings, stop: StopRequest) -> None:
     started = time.monotonic()
     logged = False
     while not stop.is_set():
-        members = _group_members(admin, options.group_id) or []
-        holder = next((m for m in members if m.group_instance_id == options.instance_id), None)
-        if holder is None:
-            log.info(
-                "instance id %r free after %.1f s more: joining",
-                options.instance_id,
-                time.monotonic() - started,
-            )
-            return
-        if not logged:
-            logged = True
-            log.info(
-                "waiting for the group to drop member %s (client %s on %s)",
-                holder.member_id,
-                holder.client_id,
-                holder.host,
-            )
+        # Unanswered is not free: joining again would only be refused again.
+        members = _group_members(admin, options.group_id)
+        if members is not None:
+            holder = next((m for m in members if m.group_instance_id == options.instance_id), None)
+            if holder is None:
+                log.info(
+                    "instance id %r free after %.1f s more: joining",
+                    options.instance_id,
+                    time.monotonic() - started,
+                )
+                return
+            if not logged:
+                logged = True
+                log.info(
+                    "waiting for the group to drop member %s (client %s on %s)",
+                    holder.member_id,
+                    holder.client_id,
+                    holder.host,
+                )
         stop.event.wait(_JOIN_CHECK_INTERVAL_S)
 
 
