@@ -23,6 +23,7 @@ from kafka_micro import config_output
 from kafka_micro.access import BrokerAccessError
 from kafka_micro.argtypes import positive_float, positive_int
 from kafka_micro.consumer import run_consumer
+from kafka_micro.deadletter import dead_letter_sink
 from kafka_micro.processing import ConsumeStats, StatsProcessor
 from kafka_micro.producer import ProduceLimits, run_producer
 from kafka_micro.runtime import StopRequest, configure_logging
@@ -189,7 +190,9 @@ def _consume(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if args.record is not None:
             record = args.record.open("a", encoding="utf-8")
-        process = StatsProcessor(stats, record)
+        process = StatsProcessor(
+            stats, dead_letter_sink(settings), settings.consumer.max_value_bytes, record
+        )
         return run_consumer(settings, process, stats, stop, SystemdNotifier())
     finally:
         if record is not None:
