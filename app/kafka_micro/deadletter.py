@@ -23,7 +23,7 @@ from typing import Final, Literal, Protocol, get_args
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, KafkaException, Message, Producer
 
-from kafka_micro.access import denied
+from kafka_micro.access import denied, raised_fatal
 from kafka_micro.clients import ClientErrors, client_config, client_name, create_client
 from kafka_micro.message import MalformedReason
 from kafka_micro.settings import Settings
@@ -170,9 +170,17 @@ class AcknowledgedWriter:
     def write(self, records: Sequence[Outgoing]) -> None:
         """Write ``records``; each then has its ``offset``, or its ``error``."""
         producer = self._connect()
-        for record in records:
-            self._produce(producer, record)
-        self._wait(producer, records)
+        try:
+            for record in records:
+                self._produce(producer, record)
+            self._wait(producer, records)
+        except (KafkaException, SystemError) as error:
+            # A fatal error (an idempotent producer denied its id, say) is raised by flush or
+            # poll rather than reported; see access.raised_fatal.
+            fatal = raised_fatal(error)
+            if fatal is None:
+                raise
+            self._fail_undelivered(records, denied(fatal) or fatal.str())
 
     def _connect(self) -> Producer:
         if self._producer is None:
@@ -206,10 +214,14 @@ class AcknowledgedWriter:
             failure = self._errors.access.failure
             if failure is None and not self._errors.fatal:
                 continue
-            for record in records:
-                if record.delivered is None and record.failure is None:
-                    record.failure = failure or "the client failed with a fatal error (logged)"
+            self._fail_undelivered(records, failure or "the client failed with a fatal error")
             return
+
+    @staticmethod
+    def _fail_undelivered(records: Sequence[Outgoing], failure: str) -> None:
+        for record in records:
+            if record.delivered is None and record.failure is None:
+                record.failure = failure
 
 
 class DeadLetterWriter:
@@ -302,7 +314,7 @@ class DeadLetterWriter:
             else ""
         )
         return (
-            f"could not write {len(failed)} of {total} dead letters to topic {self.topic}, the "
-            f"first {describe_source(letter.message)} ({letter.reason}): {failure}{hint}; the "
-            "batch's offsets are not stored, so it is read again when the consumer restarts"
+            f"could not write {len(failed)} of {total} dead letters to topic {self.topic}; the "
+            f"first is {describe_source(letter.message)} ({letter.reason}): {failure}{hint}; "
+            "the batch's offsets are not stored, so it is read again when the consumer restarts"
         )
