@@ -168,7 +168,7 @@ class AcknowledgedWriter:
         self._producer: Producer | None = None
 
     def write(self, records: Sequence[Outgoing]) -> None:
-        """Write ``records``; each then has its ``offset``, or its ``error``."""
+        """Write ``records``; each then has where it was ``delivered``, or its ``failure``."""
         producer = self._connect()
         try:
             for record in records:
