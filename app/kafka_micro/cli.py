@@ -1,9 +1,10 @@
 """The ``kafka-micro`` command line.
 
-Exit codes: 0 success; 1 messages failed, unflushed or missing; 2 bad configuration or
-usage; 3 could not complete: the brokers refused the credentials, their TLS certificate was not
-accepted, access was denied, or they were not reached within connect_timeout_s (every command),
-or verify or topic failed against them.
+Exit codes: 0 success; 1 messages failed, unflushed or missing (verify --acked: acknowledged
+messages lost, or messages duplicated or out of order); 2 bad configuration or usage; 3 could
+not complete: the brokers refused the credentials, their TLS certificate was not accepted,
+access was denied, or they were not reached within connect_timeout_s (every command), or verify
+or topic failed against them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from confluent_kafka import KafkaException
 
 from kafka_micro import config_output
 from kafka_micro.access import BrokerAccessError
+from kafka_micro.ackledger import read_ledgers
 from kafka_micro.argtypes import non_negative_int, positive_float, positive_int
 from kafka_micro.consumer import run_consumer
 from kafka_micro.deadletter import DEAD_LETTER_REASONS, dead_letter_sink
@@ -103,6 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
         "verify", parents=[common], help="read the topic and report missing or duplicate messages"
     )
     verify.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    verify.add_argument(
+        "--acked",
+        type=Path,
+        nargs="+",
+        action="extend",
+        metavar="PATH",
+        help="acknowledgement ledgers (files, or directories of them, e.g. the producer's "
+        "producer.acked_ledger_dir): check that every message they count as acknowledged is "
+        "in the topic; exit 1 on any lost, duplicated or out-of-order message",
+    )
     verify.add_argument(
         "--idle-timeout",
         type=positive_float,
@@ -276,9 +288,10 @@ def _consume(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _verify(settings: Settings, args: argparse.Namespace) -> int:
-    report = run_verify(settings, args.idle_timeout)
+    ledgers = read_ledgers(args.acked, settings.topic) if args.acked else None
+    report = run_verify(settings, args.idle_timeout, ledgers)
     print(report.to_json() if args.json else report.to_table())
-    return 1 if report.missing else 0
+    return 0 if report.ok else 1
 
 
 def _config(settings: Settings, args: argparse.Namespace) -> int:

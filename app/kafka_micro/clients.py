@@ -4,8 +4,9 @@ Layers, each overriding the one before: what every client gets (brokers, client 
 callback, logger); the top-level ``librdkafka`` table (connection and security); the kind's own
 properties (the producer's and consumer's typed settings and their ``librdkafka`` tables, what
 verify and the dead-letter reader need to read without a group, what the dead-letter writer needs
-to have each write acknowledged); last, when metrics are enabled and the caller takes
-them, librdkafka's statistics every ``metrics.statistics_interval_ms``.
+to have each write acknowledged); last, when the caller takes them and metrics are enabled or the
+producer keeps an acknowledgement ledger, librdkafka's statistics every
+``metrics.statistics_interval_ms``.
 """
 
 from __future__ import annotations
@@ -79,8 +80,8 @@ def client_config(
 ) -> dict[str, Any]:
     """The configuration of one client of ``kind``, callbacks included.
 
-    ``on_statistics`` gets librdkafka's statistics JSON, and only when metrics are enabled: the
-    reports cost librdkafka work every interval, which nothing would read.
+    ``on_statistics`` gets librdkafka's statistics JSON, and only when something reads it
+    (``_reads_statistics``): the reports cost librdkafka work every interval.
     """
     config: dict[str, Any] = {
         "bootstrap.servers": settings.bootstrap_servers,
@@ -92,7 +93,7 @@ def client_config(
     }
     if on_delivery is not None:
         config["on_delivery"] = on_delivery
-    if on_statistics is not None and settings.metrics.enabled:
+    if on_statistics is not None and _reads_statistics(settings, kind):
         config["statistics.interval.ms"] = settings.metrics.statistics_interval_ms
         config["stats_cb"] = on_statistics
     errors.access.security = ClientSecurity.of(config)
@@ -113,6 +114,12 @@ def librdkafka_config_error(error: Exception) -> ConfigError:
     """Turn librdkafka's refusal of a property into the same error as any bad setting."""
     detail = error.args[0].str() if error.args and isinstance(error.args[0], KafkaError) else error
     return ConfigError(f"invalid librdkafka configuration: {detail}")
+
+
+def _reads_statistics(settings: Settings, kind: ClientKind) -> bool:
+    """The metrics show librdkafka's statistics; the producer's ledger is written from them."""
+    ledger = kind == "producer" and settings.producer.acked_ledger_dir is not None
+    return settings.metrics.enabled or ledger
 
 
 def client_name(settings: Settings, kind: ClientKind) -> str:

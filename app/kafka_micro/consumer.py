@@ -19,10 +19,17 @@ from prometheus_client import CollectorRegistry
 from kafka_micro.access import BrokerAccessError, ConnectDeadline
 from kafka_micro.clients import ClientErrors, client_config, create_client
 from kafka_micro.deadletter import DeadLetterError
-from kafka_micro.membership import Membership, Readiness, commit_stored
+from kafka_micro.membership import (
+    InstanceIdHeldError,
+    Membership,
+    Readiness,
+    await_instance_id_release,
+    commit_stored,
+    instance_id_held,
+)
 from kafka_micro.metrics import ConsumerMetrics, LibrdkafkaStatistics, serve_metrics
 from kafka_micro.processing import BatchProcessor, ConsumeStats
-from kafka_micro.runtime import StopRequest
+from kafka_micro.runtime import StopRequest, replace_process
 from kafka_micro.settings import Settings
 from kafka_micro.systemd import SystemdNotifier
 
@@ -111,21 +118,12 @@ def _run_consumer(
     options = settings.consumer
     errors = ClientErrors("consumer", stop)
     statistics = LibrdkafkaStatistics()
-    consumer = create_client(
-        Consumer, client_config(settings, "consumer", errors, on_statistics=statistics)
-    )
     deadline = ConnectDeadline(
         errors.access, settings.connect_timeout_s, f"not in group {options.group_id!r}"
     )
-    readiness = Readiness(settings, consumer, notifier, deadline)
+    readiness = Readiness(settings, notifier, deadline)
     membership = Membership(readiness)
     registry.register(ConsumerMetrics(settings.topic, stats, membership, readiness, statistics))
-    consumer.subscribe(
-        [settings.topic],
-        on_assign=membership.on_assign,
-        on_revoke=membership.on_revoke,
-        on_lost=membership.on_lost,
-    )
     log.info(
         "consuming %s on %s: group %r, protocol %s, member %s, batches of up to %d",
         settings.topic,
@@ -135,8 +133,59 @@ def _run_consumer(
         f"static {options.instance_id!r}" if options.instance_id else "dynamic",
         options.batch_size,
     )
-    reporter = _Reporter(consumer, settings.topic, stats, notifier)
     deadline.start()
+    try:
+        while True:
+            consumer = create_client(
+                Consumer, client_config(settings, "consumer", errors, on_statistics=statistics)
+            )
+            try:
+                return _run_member(
+                    settings=settings,
+                    consumer=consumer,
+                    errors=errors,
+                    process=process,
+                    stats=stats,
+                    stop=stop,
+                    membership=membership,
+                    readiness=readiness,
+                    notifier=notifier,
+                )
+            except InstanceIdHeldError as error:
+                log.warning("%s; waiting for it (no restart needed)", error)
+                await_instance_id_release(settings, stop)
+                # librdkafka gives up on this refusal for good, and closing or freeing that
+                # client aborted the process once (assertion in rd_kafka_enq_once_del_source_return,
+                # seen in the fault suite): a fresh process image joins instead, same PID.
+                replace_process(stop)
+    finally:
+        deadline.reached()
+
+
+def _run_member(
+    *,
+    settings: Settings,
+    consumer: Consumer,
+    errors: ClientErrors,
+    process: BatchProcessor,
+    stats: ConsumeStats,
+    stop: StopRequest,
+    membership: Membership,
+    readiness: Readiness,
+    notifier: SystemdNotifier,
+) -> int:
+    """Join with ``consumer`` and consume until stopped; closes it and returns the exit code.
+
+    Raises InstanceIdHeldError, with the consumer left as it is (see ``_run_consumer``), when the
+    group refused this member's instance id before it was ever ready.
+    """
+    consumer.subscribe(
+        [settings.topic],
+        on_assign=membership.on_assign,
+        on_revoke=membership.on_revoke,
+        on_lost=membership.on_lost,
+    )
+    reporter = _Reporter(consumer, settings.topic, stats, notifier)
     try:
         _consume_loop(
             settings=settings,
@@ -147,17 +196,24 @@ def _run_consumer(
             readiness=readiness,
             reporter=reporter,
         )
-    except (KafkaException, DeadLetterError) as error:
+    except KafkaException as error:
+        if not readiness.ready and instance_id_held(error):
+            raise InstanceIdHeldError(settings.consumer) from error
+        consumer.close()
         notifier.stopping()
         log.error("consumer failed: %s", error)
+        return 1
+    except DeadLetterError as error:
+        # Dead letters not written: nothing past them was stored, so nothing past them is
+        # committed; the next member reads them again.
         consumer.close()
+        notifier.stopping()
+        log.error("consumer failed: %s", error)
         return 1
     except BrokerAccessError:
         notifier.stopping()
         consumer.close()
         raise
-    finally:
-        deadline.reached()
     notifier.stopping()
     if errors.access.failure is not None:
         # Nothing can be committed to brokers that cannot be used; close() still leaves the group.
@@ -202,7 +258,7 @@ def _consume_loop(
                 _store(consumer, topic, next_offsets)
         now = time.monotonic()
         if not readiness.ready:
-            readiness.check(now)
+            readiness.check(now, consumer)
         if now >= next_report:
             reporter.report(membership.owned, now)
             next_report = now + report_every

@@ -9,16 +9,37 @@ from typing import Final
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+# confluent_kafka.admin re-exports it without declaring it; import it from the source.
+from confluent_kafka.admin._group import MemberDescription
+
 from kafka_micro.access import ConnectDeadline
 from kafka_micro.clients import ClientErrors, client_config, create_client
-from kafka_micro.settings import Settings
+from kafka_micro.runtime import StopRequest
+from kafka_micro.settings import ConsumerSettings, Settings
 from kafka_micro.systemd import SystemdNotifier
 
 log = logging.getLogger(__name__)
 
-# Until ready, how often the broker is asked whether this member has joined with no partitions.
+# Until ready, how often the broker is asked whether this member has joined with no partitions,
+# or whether the instance id this member was refused is free again.
 _JOIN_CHECK_INTERVAL_S: Final = 1.0
 _DESCRIBE_TIMEOUT_S: Final = 2.0
+
+
+def _admin_client(settings: Settings) -> AdminClient:
+    return create_client(AdminClient, client_config(settings, "admin", ClientErrors("admin")))
+
+
+def _group_members(admin: AdminClient, group: str) -> list[MemberDescription] | None:
+    """The group's members as the broker lists them now; None when it cannot be described."""
+    try:
+        description = admin.describe_consumer_groups([group], request_timeout=_DESCRIBE_TIMEOUT_S)[
+            group
+        ].result()
+    except KafkaException as error:
+        log.debug("group %s not describable yet: %s", group, error)
+        return None
+    return list(description.members)
 
 
 def commit_stored(consumer: Consumer, why: str) -> None:
@@ -32,6 +53,61 @@ def commit_stored(consumer: Consumer, why: str) -> None:
         log.warning("commit on %s failed: %s", why, error)
 
 
+class InstanceIdHeldError(Exception):
+    """The group refused this static member's instance id: a predecessor holds it still."""
+
+    def __init__(self, options: ConsumerSettings) -> None:
+        super().__init__(
+            f"instance id {options.instance_id!r} is still held in group {options.group_id!r} "
+            "by a member that ended without leaving (killed, or its host crashed), until the "
+            "broker's session timeout for it ends"
+        )
+
+
+def await_instance_id_release(settings: Settings, stop: StopRequest) -> None:
+    """After an InstanceIdHeldError: wait, until ``stop``, while the group lists the instance id.
+
+    Asking the group, rather than joining again, keeps librdkafka from logging a fatal error a
+    second. (The refusal alone tells a dead predecessor from one that left as a static member
+    does, keeping its id for a successor: the group lists both alike.)
+    """
+    options = settings.consumer
+    admin = _admin_client(settings)
+    started = time.monotonic()
+    logged = False
+    while not stop.is_set():
+        members = _group_members(admin, options.group_id) or []
+        holder = next((m for m in members if m.group_instance_id == options.instance_id), None)
+        if holder is None:
+            log.info(
+                "instance id %r free after %.1f s more: joining",
+                options.instance_id,
+                time.monotonic() - started,
+            )
+            return
+        if not logged:
+            logged = True
+            log.info(
+                "waiting for the group to drop member %s (client %s on %s)",
+                holder.member_id,
+                holder.client_id,
+                holder.host,
+            )
+        stop.event.wait(_JOIN_CHECK_INTERVAL_S)
+
+
+def instance_id_held(error: KafkaException) -> bool:
+    """Whether ``error`` is the broker's UNRELEASED_INSTANCE_ID refusal."""
+    kafka_error = error.args[0] if error.args else None
+    if not isinstance(kafka_error, KafkaError):
+        return False
+    held = KafkaError.UNRELEASED_INSTANCE_ID
+    # librdkafka reports it as a fatal error, whose own code is _FATAL and whose text names it.
+    return kafka_error.code() == held or (
+        kafka_error.code() == KafkaError._FATAL and KafkaError(held).str() in kafka_error.str()
+    )
+
+
 class Readiness:
     """Sends READY=1 to systemd once this member is in the group, which ends its connect deadline.
 
@@ -42,14 +118,9 @@ class Readiness:
     """
 
     def __init__(
-        self,
-        settings: Settings,
-        consumer: Consumer,
-        notifier: SystemdNotifier,
-        deadline: ConnectDeadline,
+        self, settings: Settings, notifier: SystemdNotifier, deadline: ConnectDeadline
     ) -> None:
         self._settings = settings
-        self._consumer = consumer
         self._notifier = notifier
         self._deadline = deadline
         self._admin: AdminClient | None = None
@@ -60,31 +131,21 @@ class Readiness:
         if not self.ready:
             self._become_ready(f"owns {owned} partitions")
 
-    def check(self, now: float) -> None:
+    def check(self, now: float, consumer: Consumer) -> None:
         """Call until ready; asks the broker at most once per interval."""
         if now < self._next_check:
             return
         self._next_check = now + _JOIN_CHECK_INTERVAL_S
-        if self._joined_without_partitions():
+        if self._joined_without_partitions(consumer.memberid()):
             self._become_ready("in the group with no partitions (more members than partitions)")
 
-    def _joined_without_partitions(self) -> bool:
-        group = self._settings.consumer.group_id
+    def _joined_without_partitions(self, member_id: str | None) -> bool:
         if self._admin is None:
-            config = client_config(self._settings, "admin", ClientErrors("admin"))
-            self._admin = create_client(AdminClient, config)
-        try:
-            description = self._admin.describe_consumer_groups(
-                [group], request_timeout=_DESCRIBE_TIMEOUT_S
-            )[group].result()
-        except KafkaException as error:
-            log.debug("group %s not describable yet: %s", group, error)
-            return False
-        member_id = self._consumer.memberid()
+            self._admin = _admin_client(self._settings)
         return any(
             member.member_id == member_id
             and (member.assignment is None or not member.assignment.topic_partitions)
-            for member in description.members
+            for member in _group_members(self._admin, self._settings.consumer.group_id) or ()
         )
 
     def _become_ready(self, why: str) -> None:

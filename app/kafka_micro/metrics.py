@@ -22,7 +22,7 @@ import bisect
 import errno
 import importlib.metadata
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, NamedTuple, Protocol
@@ -90,6 +90,8 @@ class _Broker(BaseModel):
 class _Partition(BaseModel):
     partition: int
     consumer_lag: int
+    msgs: int
+    acked_msgid: int
 
 
 class _Topic(BaseModel):
@@ -97,10 +99,25 @@ class _Topic(BaseModel):
 
 
 class _Statistics(BaseModel):
+    type: str
+    ts: int
     msg_cnt: int
     msg_size: int
     brokers: dict[str, _Broker]
     topics: dict[str, _Topic]
+
+
+class ProducedPartition(NamedTuple):
+    """A producer's progress in one partition, in librdkafka's numbering of its messages there.
+
+    librdkafka numbers the messages of each partition 1, 2, 3... as they are queued to it
+    (its msgid); for an idempotent producer the brokers accept them in that order only.
+    """
+
+    enqueued: int
+    """Messages queued to the partition so far (``msgs``): the highest msgid given."""
+    acked_msgid: int
+    """The highest msgid the brokers acknowledged (``acked_msgid``; idempotent producer)."""
 
 
 class RoundTrip(NamedTuple):
@@ -122,6 +139,11 @@ class ClientStatistics:
     """By broker node id; brokers that answered no request in the interval are left out."""
     consumer_lag: Mapping[tuple[str, int], int] = field(default_factory=dict)
     """By (topic, partition): high watermark minus committed offset, where both are known."""
+    produced: Mapping[tuple[str, int], ProducedPartition] = field(default_factory=dict)
+    """Producer only, by (topic, partition): what was queued there and what acknowledged."""
+    made_at_us: int = 0
+    """When librdkafka made the report (``ts``), on its clock: CLOCK_MONOTONIC in microseconds,
+    the clock of Python's ``time.monotonic`` on Linux."""
 
 
 def parse_statistics(text: str) -> ClientStatistics:
@@ -144,18 +166,27 @@ def parse_statistics(text: str) -> ClientStatistics:
             for partition in topic.partitions.values()
             if partition.partition >= 0 and partition.consumer_lag >= 0
         },
+        produced={
+            (name, partition.partition): ProducedPartition(partition.msgs, partition.acked_msgid)
+            for name, topic in report.topics.items()
+            for partition in topic.partitions.values()
+            if report.type == "producer" and partition.partition >= 0
+        },
+        made_at_us=report.ts,
     )
 
 
 class LibrdkafkaStatistics:
-    """librdkafka's ``stats_cb``: keeps the latest report's figures for the next scrape.
+    """librdkafka's ``stats_cb``: keeps the latest report's figures for the next scrape, and
+    hands each to ``on_report`` (the producer's acknowledgement ledger), if given.
 
     Called on the loop's thread inside poll or consume; an exception here would surface there,
     so a report that cannot be read is logged (once) and skipped.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_report: Callable[[ClientStatistics], None] | None = None) -> None:
         self.latest = ClientStatistics()
+        self._on_report = on_report
         self._warned = False
 
     def __call__(self, text: str) -> None:
@@ -165,6 +196,9 @@ class LibrdkafkaStatistics:
             if not self._warned:
                 self._warned = True
                 log.warning("librdkafka statistics not understood, metrics not renewed: %s", error)
+            return
+        if self._on_report is not None:
+            self._on_report(self.latest)
 
 
 # --- End-to-end latency, bucketed in bulk ---

@@ -75,9 +75,9 @@ def skip_error_event(message: Message) -> None:
     if cause is not None:
         raise BrokerAccessError(cause)
     if error.fatal() or error.code() == KafkaError._FATAL:
-        # librdkafka reports some fatal errors only as a message error code, not fatal().
-        # E.g. a static member whose previous session still holds its instance id: only a
-        # new process can rejoin, so stop and let systemd restart us.
+        # librdkafka reports some fatal errors only as a message error code, not fatal(),
+        # e.g. a static member refused the instance id its predecessor still holds (the
+        # consumer then joins again with a new client).
         raise KafkaException(error)
     if error.code() != KafkaError._PARTITION_EOF:
         log.warning("consume error on partition %s: %s", message.partition(), error.str())

@@ -7,6 +7,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from prometheus_client import CollectorRegistry
@@ -18,6 +19,7 @@ from kafka_micro.access import (
     denied,
     raised_fatal,
 )
+from kafka_micro.ackledger import AckLedgerWriter
 from kafka_micro.clients import ClientErrors, client_config, create_client
 from kafka_micro.message import value_packer
 from kafka_micro.metrics import (
@@ -39,6 +41,8 @@ _RATE_CHUNKS_PER_S = 100
 _LOGGED_FAILURES = 10
 # The final flush looks this often whether the brokers proved unusable meanwhile.
 _FLUSH_STEP_S = 0.5
+# After a complete flush the next statistics report is due within an interval; allow this more.
+_FINAL_REPORT_MARGIN_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -55,18 +59,23 @@ class FailureCounter:
     librdkafka reports only failures (``delivery.report.only.error``), which spares a
     Python call per delivered message; delivered messages are those neither failed nor
     still queued. Should the raw properties turn successful reports back on, they are ignored.
+    The failures are also counted per partition, for the acknowledgement ledger.
     """
 
-    __slots__ = ("_access", "failed")
+    __slots__ = ("_access", "by_partition", "failed")
 
     def __init__(self, access: AccessWatch) -> None:
         self._access = access
         self.failed = 0
+        self.by_partition: dict[int, int] = {}
 
     def __call__(self, error: KafkaError | None, message: Message) -> None:
         if error is None:
             return
         self.failed += 1
+        partition = message.partition()
+        if partition is not None:
+            self.by_partition[partition] = self.by_partition.get(partition, 0) + 1
         cause = denied(error)
         if cause is not None:
             # Every later message would fail the same way: stop rather than count them.
@@ -170,12 +179,13 @@ def _run_producer(
     options = settings.producer
     errors = ClientErrors("producer", stop)
     failures = FailureCounter(errors.access)
-    statistics = LibrdkafkaStatistics()
+    producer_id = options.resolved_id()
+    ledger = _open_ledger(settings, producer_id, failures)
+    statistics = LibrdkafkaStatistics(on_report=ledger)
     producer = create_client(
         Producer,
         client_config(settings, "producer", errors, on_delivery=failures, on_statistics=statistics),
     )
-    producer_id = options.resolved_id()
     pack = value_packer(producer_id, options.message_size)
     message_bytes = len(pack(0, 0))
     deadline = ConnectDeadline(errors.access, settings.connect_timeout_s, "no message delivered")
@@ -212,6 +222,8 @@ def _run_producer(
             sent=sent,
             queue_full=queue_full,
             flush_timeout_s=options.flush_timeout_s,
+            ledger=ledger,
+            statistics_interval_s=settings.metrics.statistics_interval_ms / 1000,
         )
     except (KafkaException, SystemError) as error:
         fatal = raised_fatal(error)
@@ -225,6 +237,20 @@ def _run_producer(
         deadline.reached()
     errors.access.raise_failure()
     return 1 if errors.fatal else code
+
+
+def _open_ledger(
+    settings: Settings, producer_id: str, failures: FailureCounter
+) -> AckLedgerWriter | None:
+    """The acknowledgement ledger in ``producer.acked_ledger_dir``, ready; None when unset."""
+    options = settings.producer
+    if options.acked_ledger_dir is None:
+        return None
+    ledger = AckLedgerWriter(
+        Path(options.acked_ledger_dir), producer_id, settings.topic, failures.by_partition
+    )
+    ledger.open(options.acked_ledger_keep)
+    return ledger
 
 
 def _describe_limits(limits: ProduceLimits) -> str:
@@ -306,11 +332,14 @@ def _finish(
     sent: int,
     queue_full: int,
     flush_timeout_s: float,
+    ledger: AckLedgerWriter | None,
+    statistics_interval_s: float,
 ) -> int:
     started = time.monotonic()
     unflushed = _flush(
         producer, progress, access, sent, started + flush_timeout_s, queue_full=queue_full
     )
+    flush_s = time.monotonic() - started
     # Counted before a purge, whose reports would count the unflushed messages as failed too.
     failed = failures.failed
     if unflushed:
@@ -323,6 +352,9 @@ def _finish(
             else f"within flush_timeout_s={flush_timeout_s:g}",
         )
         producer.purge(in_queue=True, in_flight=True, blocking=False)
+    elif ledger is not None:
+        # Everything is acknowledged or failed now: the next report makes the ledger exact.
+        ledger.finish(producer.poll, statistics_interval_s + _FINAL_REPORT_MARGIN_S)
     producer.close()
     log.info(
         "final: produced %d, delivered %d, failed %d, unflushed %d, queue-full waits %d "
@@ -332,7 +364,7 @@ def _finish(
         failed,
         unflushed,
         queue_full,
-        time.monotonic() - started,
+        flush_s,
     )
     return 0 if failed == 0 and unflushed == 0 else 1
 

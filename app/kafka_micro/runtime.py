@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 from types import FrameType
-from typing import Final
+from typing import Final, NoReturn
 
 _JOURNALD_PRIORITY: Final = {
     logging.DEBUG: "<7>",
@@ -39,6 +39,16 @@ class StopRequest:
 
     def is_set(self) -> bool:
         return self.event.is_set()
+
+
+def replace_process(stop: StopRequest) -> NoReturn:
+    """Run this command line again in this process (``exec``): the PID, hence systemd's main
+    process and its notify socket, stays; no Python object is freed. A stop request instead
+    ends the process at once, without freeing anything either."""
+    logging.shutdown()
+    if stop.is_set():
+        os._exit(0)
+    os.execv(sys.executable, sys.orig_argv)
 
 
 class _JournaldFormatter(logging.Formatter):

@@ -48,8 +48,8 @@ def open_snapshot(settings: Settings, kind: ClientKind, topic: str) -> Iterator[
 class TopicSnapshot:
     """Reads ``topic`` up to the end offsets its partitions had when ``batches`` began.
 
-    ``truncated`` (partitions that no longer start at offset 0, as retention removed their first
-    messages) is known once ``batches`` has begun.
+    ``truncated`` (partitions that no longer start at offset 0, as retention or deleted records
+    removed their first messages) is known once ``batches`` has begun.
     """
 
     def __init__(self, consumer: Consumer, topic: str, metadata: ClusterMetadata) -> None:

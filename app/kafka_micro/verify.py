@@ -1,15 +1,22 @@
-"""``kafka-micro verify``: read the whole topic and account for every sequence number."""
+"""``kafka-micro verify``: read the whole topic and account for every sequence number.
+
+With acknowledgement ledgers (``--acked``), also whether every message the producers had
+acknowledged is there (``ackcheck``).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Final
 
 from confluent_kafka import Message
 
+from kafka_micro.ackcheck import AckedCheck, FoundMessages, check_acknowledged
+from kafka_micro.ackledger import LedgerFile
 from kafka_micro.message import MalformedMessageError, value_decoder
 from kafka_micro.settings import Settings
 from kafka_micro.snapshot import open_snapshot
@@ -21,16 +28,32 @@ _NOT_ALL_SET = re.compile(rb"[^\xff]")
 
 
 class _SequenceLedger:
-    """One bit per sequence number of one producer: compact enough for many millions."""
+    """One bit per sequence number of one producer: compact enough for many millions.
+
+    Also, per partition, the messages found and the highest sequence number so far: read in
+    offset order, a lower one after it is out of order.
+    """
 
     def __init__(self) -> None:
         self.bits = bytearray()
         self.count = 0
         self.duplicates = 0
+        self.out_of_order = 0
         self.min_sequence = -1
         self.max_sequence = -1
+        self.partitions: dict[int, list[int]] = {}
+        """Partition: [messages found, highest sequence number]."""
 
-    def add(self, sequence: int) -> None:
+    def add(self, sequence: int, partition: int) -> None:
+        seen = self.partitions.get(partition)
+        if seen is None:
+            self.partitions[partition] = [1, sequence]
+        else:
+            seen[0] += 1
+            if sequence < seen[1]:
+                self.out_of_order += 1
+            else:
+                seen[1] = sequence
         index, bit = sequence >> 3, 1 << (sequence & 7)
         bits = self.bits
         if index >= len(bits):
@@ -80,11 +103,15 @@ class ProducerReport:
     missing: int
     missing_ranges: list[tuple[int, int]]
     duplicates: int
+    out_of_order: int = 0
+    """Messages with a lower sequence number than one before them in their partition."""
+    partitions: dict[int, int] = field(default_factory=dict)
+    """Messages found per partition."""
 
 
 @dataclass
 class VerifyReport:
-    """What verify found in the topic."""
+    """What verify found in the topic, and against the ledgers if given."""
 
     topic: str
     partitions: int
@@ -92,6 +119,7 @@ class VerifyReport:
     malformed: int
     truncated_partitions: list[int]
     producers: list[ProducerReport] = field(default_factory=list)
+    acked: AckedCheck | None = None
 
     @property
     def missing(self) -> int:
@@ -101,11 +129,26 @@ class VerifyReport:
     def duplicates(self) -> int:
         return sum(producer.duplicates for producer in self.producers)
 
+    @property
+    def out_of_order(self) -> int:
+        return sum(producer.out_of_order for producer in self.producers)
+
+    @property
+    def ok(self) -> bool:
+        """Without ledgers: nothing missing. With them: no acknowledged message lost, none
+        duplicated or out of order; gaps the ledgers explain are not loss."""
+        if self.acked is None:
+            return self.missing == 0
+        return self.acked.lost == 0 and self.duplicates == 0 and self.out_of_order == 0
+
     def to_json(self) -> str:
         document = asdict(self)
         document["missing"] = self.missing
         document["duplicates"] = self.duplicates
-        document["ok"] = self.missing == 0
+        document["out_of_order"] = self.out_of_order
+        if self.acked is not None:
+            document["acked"]["lost"] = self.acked.lost
+        document["ok"] = self.ok
         return json.dumps(document, indent=2)
 
     def to_table(self) -> str:
@@ -128,23 +171,39 @@ class VerifyReport:
         lines.append(
             f"topic {self.topic}: {self.partitions} partitions, {self.messages} messages, "
             f"{len(self.producers)} producers, {self.missing} missing, "
-            f"{self.duplicates} duplicates, {self.malformed} malformed"
+            f"{self.duplicates} duplicates, {self.malformed} malformed, "
+            f"{self.out_of_order} out of order"
         )
         if self.truncated_partitions:
             lines.append(
                 f"note: partitions {self.truncated_partitions} no longer start at offset 0 "
-                "(retention); sequences are counted from the lowest one read"
+                "(retention or deleted records); sequences are counted from the lowest one read"
             )
+        if self.acked is not None:
+            lines.extend(self.acked.to_lines())
+            lines.append("OK" if self.ok else "FAILED")
         return "\n".join(lines)
 
 
-def run_verify(settings: Settings, idle_timeout_s: float) -> VerifyReport:
-    """Read every partition from its start to its end offset as of now."""
+def run_verify(
+    settings: Settings, idle_timeout_s: float, ledgers: Sequence[LedgerFile] | None = None
+) -> VerifyReport:
+    """Read every partition from its start to its end offset as of now; hold the ledgers, if
+    given, against what was found."""
     with open_snapshot(settings, "verify", settings.topic) as snapshot:
-        ledger = _Ledgers()
+        found = _Ledgers()
         for batch in snapshot.batches(idle_timeout_s):
-            ledger.account(batch)
-        return ledger.report(settings.topic, len(snapshot.partitions), snapshot.truncated)
+            found.account(batch)
+        report = found.report(settings.topic, len(snapshot.partitions), snapshot.truncated)
+    if ledgers is not None:
+        report.acked = check_acknowledged(
+            ledgers,
+            {
+                producer.producer: FoundMessages(producer.partitions, producer.missing)
+                for producer in report.producers
+            },
+        )
+    return report
 
 
 class _Ledgers:
@@ -161,13 +220,15 @@ class _Ledgers:
         decode = self._decode
         self._messages += len(batch)
         for message in batch:
+            # The snapshot yields no error events: every message has a partition.
+            partition: int = message.partition()  # type: ignore[assignment]
             try:
                 producer_id, sequence, _sent = decode(message.value())
             except MalformedMessageError as error:
                 self._malformed += 1
                 log.warning(
                     "malformed message at partition %s offset %s: %s",
-                    message.partition(),
+                    partition,
                     message.offset(),
                     error,
                 )
@@ -175,7 +236,7 @@ class _Ledgers:
             ledger = ledgers.get(producer_id)
             if ledger is None:
                 ledger = ledgers[producer_id] = _SequenceLedger()
-            ledger.add(sequence)
+            ledger.add(sequence, partition)
 
     def report(self, topic: str, partitions: int, truncated: list[int]) -> VerifyReport:
         report = VerifyReport(topic, partitions, self._messages, self._malformed, truncated)
@@ -191,6 +252,10 @@ class _Ledgers:
                     missing=missing,
                     missing_ranges=ranges,
                     duplicates=ledger.duplicates,
+                    out_of_order=ledger.out_of_order,
+                    partitions={
+                        partition: seen[0] for partition, seen in sorted(ledger.partitions.items())
+                    },
                 )
             )
         return report

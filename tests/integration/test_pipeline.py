@@ -120,14 +120,3 @@ def test_installed_command_refuses_a_bad_config_file_with_exit_2(app, tmp_path):
     assert "consumer.group_protocol = 'eager'" in result.stderr
     assert "'consumer' or 'classic'" in result.stderr
     assert "Traceback" not in result.stderr
-
-
-def test_static_member_whose_old_session_holds_its_id_exits_1_so_systemd_retries(app):
-    app.create_topic(partitions=24)
-    crashed = app.start("crashed", "consume", "--instance-id", "host-1")
-    wait_until(lambda: len(crashed.owned() or []) == 24, 90, "the member to own all 24")
-    crashed.stop(signal.SIGKILL)  # no leave request: the broker keeps its session
-
-    successor = app.start("successor", "consume", "--instance-id", "host-1")
-    assert successor.wait(90) == 1, successor.log()
-    assert "consumer failed" in successor.log()

@@ -40,7 +40,7 @@ def config_error(overrides) -> str:
 def test_metrics_default_to_on_at_9410_on_every_ipv4_address():
     metrics = load_settings().metrics
     assert (metrics.enabled, metrics.bind_address, metrics.port) == (True, "0.0.0.0", 9410)
-    assert metrics.statistics_interval_ms == 5000
+    assert metrics.statistics_interval_ms == 1000
 
 
 def test_consumer_n_of_a_unit_listens_on_port_plus_n_and_others_on_a_free_port():

@@ -31,6 +31,14 @@ CONFLUENT_VERSION = "8.0.3"
 (``ARCHIVE_NAME``, in the build directory) and the directory the tarball unpacks to."""
 ARCHIVE_NAME = f"confluent-community-{CONFLUENT_VERSION}.tar.gz"
 ARCHIVE_TOP_DIR = f"confluent-{CONFLUENT_VERSION}"
+GROUP_TIMINGS = {
+    "group.consumer.session.timeout.ms": "10000",
+    "group.consumer.min.session.timeout.ms": "10000",
+    "group.consumer.heartbeat.interval.ms": "2000",
+    "group.consumer.min.heartbeat.interval.ms": "2000",
+}
+"""The consumer group timings roles/confluent_kafka deploys (its defaults), so that tests and the
+bench see the group behaviour of a deployed cluster."""
 _TOOL_TIMEOUT_S = 120.0
 _LOG_TAIL_LINES = 40
 _JVM_MEMORY_SIZE = re.compile(r"[1-9][0-9]*[kKmMgG]?")
@@ -328,6 +336,7 @@ class LocalBroker:
             "share.coordinator.state.topic.replication.factor": "1",
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
+            **GROUP_TIMINGS,
             **self.extra_properties,
         }
         # Owner-only: a secured broker's file holds its admin password.

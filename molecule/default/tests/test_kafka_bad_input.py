@@ -67,6 +67,11 @@ def snapshot(host):
             {"confluent_kafka_archive_src": "/nonexistent/confluent.tar.gz"},
             "Not found on the controller: /nonexistent/confluent.tar.gz",
         ),
+        (
+            {"confluent_kafka_group_consumer_heartbeat_interval_ms": 10000},
+            "confluent_kafka_group_consumer_heartbeat_interval_ms (10000) must be at least 1 and "
+            "below confluent_kafka_group_consumer_session_timeout_ms (10000)",
+        ),
     ],
     ids=[
         "unknown-process-role",
@@ -76,6 +81,7 @@ def snapshot(host):
         "reserved-extra-key",
         "malformed-cluster-id",
         "missing-archive",
+        "heartbeat-not-below-session",
     ],
 )
 def test_bad_variable_is_refused(host, extra_vars, expected):

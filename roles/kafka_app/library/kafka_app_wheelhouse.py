@@ -201,7 +201,15 @@ def build_tools(cache_dir: Path, build_python: str) -> Path:
     tools = cache_dir / "wheelhouse-tools"
     python = tools / "bin" / "python"
     if not python.exists():
-        run([build_python, "-m", "venv", "--clear", str(tools)])
+        # Made aside and renamed into place: two plays building at once each get a whole venv.
+        scratch = Path(tempfile.mkdtemp(prefix=".wheelhouse-tools-", dir=cache_dir))
+        run([build_python, "-m", "venv", str(scratch)])
+        try:
+            scratch.rename(tools)
+        except OSError:
+            shutil.rmtree(scratch, ignore_errors=True)
+            if not python.exists():
+                raise
     return python
 
 

@@ -4,9 +4,9 @@ The same measurements as ``--security-cost`` (``paired.measurements``) on one PL
 broker, each round running every measurement in both modes back to back, off first in even
 rounds and on first in odd ones (ABBA...), so a change of load on a shared machine hits both
 alike (``paired``). With metrics on, every child also has librdkafka report its statistics every
-``STATISTICS_INTERVAL_MS`` and is scraped every ``SCRAPE_INTERVAL_S``: five and fifteen times
-as often as deployed (5000 ms, Prometheus' 15 s), so the short runs see several of each and the
-cost measured is an upper bound.
+``STATISTICS_INTERVAL_MS`` and is scraped every ``SCRAPE_INTERVAL_S``: statistics as often as
+deployed (1000 ms), scrapes fifteen times as often (Prometheus' 15 s), so the short runs see
+several of each and the cost measured is an upper bound.
 
 Besides throughput, each run reports the CPU seconds our processes used (user and system, every
 thread, librdkafka's included) per message: on a shared machine throughput follows the load of
