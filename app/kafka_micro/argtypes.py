@@ -5,12 +5,21 @@ import argparse
 
 def positive_int(text: str) -> int:
     """A whole number of at least 1."""
+    return _whole_number(text, at_least=1)
+
+
+def non_negative_int(text: str) -> int:
+    """A whole number of at least 0."""
+    return _whole_number(text, at_least=0)
+
+
+def _whole_number(text: str, at_least: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    if value < at_least:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least {at_least}")
     return value
 
 

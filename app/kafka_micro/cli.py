@@ -23,8 +23,10 @@ from confluent_kafka import KafkaException
 from kafka_micro import config_output
 from kafka_micro.access import BrokerAccessError
 from kafka_micro.ackledger import read_ledgers
-from kafka_micro.argtypes import positive_float, positive_int
+from kafka_micro.argtypes import non_negative_int, positive_float, positive_int
 from kafka_micro.consumer import run_consumer
+from kafka_micro.deadletter import DEAD_LETTER_REASONS, dead_letter_sink
+from kafka_micro.dlq import Selection, inspect_json, inspect_table, read_dead_letters, replay
 from kafka_micro.processing import ConsumeStats, StatsProcessor
 from kafka_micro.producer import ProduceLimits, run_producer
 from kafka_micro.runtime import StopRequest, configure_logging
@@ -32,7 +34,7 @@ from kafka_micro.settings import ConfigError, ProfileName, Settings, load_settin
 from kafka_micro.status.auth import hash_password
 from kafka_micro.status.server import run_status_page
 from kafka_micro.systemd import SystemdNotifier
-from kafka_micro.topic import ensure_topic
+from kafka_micro.topic import ensure_topics
 from kafka_micro.verify import run_verify
 
 EXIT_USAGE = 2
@@ -131,15 +133,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     topic = commands.add_parser(
-        "topic", parents=[common], help="create the topic, or add partitions, idempotently"
+        "topic",
+        parents=[common],
+        help="create the topic and its dead-letter topic, or add partitions, idempotently",
     )
     topic.add_argument("--partitions", type=positive_int, default=24, help="default 24")
+    topic.add_argument(
+        "--dead-letter-partitions",
+        type=positive_int,
+        default=3,
+        metavar="N",
+        help="partitions of the dead-letter topic, if there is one (default 3)",
+    )
     topic.add_argument(
         "--replication-factor",
         type=int,
         default=-1,
         help="default -1: the brokers' default.replication.factor",
     )
+
+    _add_dlq_parser(commands, common)
 
     status = commands.add_parser(
         "status-page",
@@ -157,6 +170,70 @@ def build_parser() -> argparse.ArgumentParser:
         "status_page.basic_auth_password_hash, then exit",
     )
     return parser
+
+
+def _add_dlq_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    dlq = commands.add_parser(
+        "dlq",
+        parents=[common],
+        help="the dead-letter topic: list the messages the consumers could not process, or "
+        "send them back to the topic",
+    )
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="COMMAND")
+    selection = argparse.ArgumentParser(add_help=False)
+    selection.add_argument(
+        "--reason",
+        action="append",
+        choices=DEAD_LETTER_REASONS,
+        metavar="REASON",
+        help=f"only dead letters of this reason (repeatable): {', '.join(DEAD_LETTER_REASONS)}",
+    )
+    selection.add_argument(
+        "--source-partition",
+        action="append",
+        type=non_negative_int,
+        metavar="N",
+        help="only dead letters from this partition of the topic (repeatable)",
+    )
+    selection.add_argument(
+        "--idle-timeout",
+        type=positive_float,
+        default=30.0,
+        metavar="SECONDS",
+        help="give up when no record arrives for this long (default 30)",
+    )
+    selection.add_argument("--json", action="store_true", help="print JSON instead of text")
+    inspect = dlq_commands.add_parser(
+        "inspect",
+        parents=[common, selection],
+        help="list the dead letters: where each came from, why, when, its size, its replay",
+    )
+    inspect.add_argument(
+        "--limit",
+        type=non_negative_int,
+        default=1000,
+        metavar="N",
+        help="list at most N (default 1000; 0: all); the counts cover every one",
+    )
+    inspect.add_argument(
+        "--value-bytes",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="also show the first N bytes of each value, in hex",
+    )
+    replay = dlq_commands.add_parser(
+        "replay",
+        parents=[common, selection],
+        help="write the selected dead letters back to their topic and partition, each once",
+    )
+    replay.add_argument("--limit", type=positive_int, metavar="N", help="replay at most N")
+    replay.add_argument(
+        "--dry-run", action="store_true", help="list what would be replayed; write nothing"
+    )
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -201,7 +278,9 @@ def _consume(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if args.record is not None:
             record = args.record.open("a", encoding="utf-8")
-        process = StatsProcessor(stats, record)
+        process = StatsProcessor(
+            stats, dead_letter_sink(settings), settings.consumer.max_value_bytes, record
+        )
         return run_consumer(settings, process, stats, stop, SystemdNotifier())
     finally:
         if record is not None:
@@ -226,8 +305,27 @@ def _config(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _topic(settings: Settings, args: argparse.Namespace) -> int:
-    log.info("%s", ensure_topic(settings, args.partitions, args.replication_factor))
+    partitions = {settings.topic: args.partitions}
+    dead_letter_topic = settings.dead_letter_topic()
+    if dead_letter_topic is not None:
+        partitions[dead_letter_topic] = args.dead_letter_partitions
+    for done in ensure_topics(settings, partitions, args.replication_factor):
+        log.info("%s", done)
     return 0
+
+
+def _dlq(settings: Settings, args: argparse.Namespace) -> int:
+    selection = Selection(frozenset(args.reason or ()), frozenset(args.source_partition or ()))
+    if args.dlq_command == "inspect":
+        found = read_dead_letters(settings, selection, args.limit or None, args.idle_timeout)
+        if args.json:
+            print(inspect_json(found, args.value_bytes))
+        else:
+            print(inspect_table(found, args.value_bytes))
+        return 0
+    report = replay(settings, selection, args.limit, args.idle_timeout, dry_run=args.dry_run)
+    print(report.to_json() if args.json else report.to_text())
+    return 1 if report.failed or report.unnoted else 0
 
 
 def _status_page(settings: Settings, args: argparse.Namespace) -> int:
@@ -253,6 +351,7 @@ _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "verify": _verify,
     "config": _config,
     "topic": _topic,
+    "dlq": _dlq,
     "status-page": _status_page,
 }
 

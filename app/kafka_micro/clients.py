@@ -2,9 +2,10 @@
 
 Layers, each overriding the one before: what every client gets (brokers, client id, error
 callback, logger); the top-level ``librdkafka`` table (connection and security); the kind's own
-properties (the producer's and consumer's typed settings and their ``librdkafka`` tables, or
-what verify needs to read without a group); last, when the caller takes them and metrics are
-enabled or the producer keeps an acknowledgement ledger, librdkafka's statistics every
+properties (the producer's and consumer's typed settings and their ``librdkafka`` tables, what
+verify and the dead-letter reader need to read without a group, what the dead-letter writer needs
+to have each write acknowledged); last, when the caller takes them and metrics are enabled or the
+producer keeps an acknowledgement ledger, librdkafka's statistics every
 ``metrics.statistics_interval_ms``.
 """
 
@@ -24,7 +25,11 @@ from kafka_micro.runtime import StopRequest
 from kafka_micro.settings import ConfigError, LibrdkafkaValue, Settings
 from kafka_micro.tls_probe import ClientSecurity
 
-ClientKind = Literal["producer", "consumer", "admin", "verify"]
+ClientKind = Literal[
+    "producer", "consumer", "admin", "verify", "dead-letter", "dead-letter-reader", "replay"
+]
+"""``dead-letter`` writes the consumer's dead letters (and replay's notes of what it replayed),
+``dead-letter-reader`` reads them, ``replay`` writes them back to their topic as the producer."""
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
 StatisticsCallback = Callable[[str], None]
 Client = TypeVar("Client")
@@ -54,10 +59,13 @@ class ClientErrors:
             if self._stop is not None:
                 self._stop.event.set()
             return
-        if self._kind == "verify" and error.code() == KafkaError.GROUP_AUTHORIZATION_FAILED:
-            # verify reads without joining its throwaway group, but librdkafka still looks up
+        if (
+            self._kind in {"verify", "dead-letter-reader"}
+            and error.code() == KafkaError.GROUP_AUTHORIZATION_FAILED
+        ):
+            # These read without joining their throwaway group, but librdkafka still looks up
             # the group's coordinator, which a principal with no rights on that group is refused.
-            log.debug("kafka: %s (verify needs no group)", error.str())
+            log.debug("kafka: %s (%s needs no group)", error.str(), self._kind)
             return
         log.warning("kafka: %s", error.str())
         self.access.saw(error)
@@ -77,7 +85,7 @@ def client_config(
     """
     config: dict[str, Any] = {
         "bootstrap.servers": settings.bootstrap_servers,
-        "client.id": f"kafka-micro-{kind}-{_client_name(settings, kind)}",
+        "client.id": f"kafka-micro-{kind}-{client_name(settings, kind)}",
         "error_cb": errors,
         "logger": logging.getLogger("librdkafka"),
         **settings.librdkafka,
@@ -114,10 +122,11 @@ def _reads_statistics(settings: Settings, kind: ClientKind) -> bool:
     return settings.metrics.enabled or ledger
 
 
-def _client_name(settings: Settings, kind: ClientKind) -> str:
+def client_name(settings: Settings, kind: ClientKind) -> str:
+    """Who a client of ``kind`` is: the producer id, the consumer's instance id or HOST-PID."""
     if kind == "producer":
         return settings.producer.resolved_id
-    if kind == "consumer" and settings.consumer.instance_id is not None:
+    if kind in {"consumer", "dead-letter"} and settings.consumer.instance_id is not None:
         return settings.consumer.instance_id
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -128,12 +137,24 @@ def _kind_properties(settings: Settings, kind: ClientKind) -> dict[str, Librdkaf
         return {"delivery.report.only.error": True, **settings.producer.librdkafka_properties()}
     if kind == "consumer":
         return settings.consumer.librdkafka_properties()
-    if kind == "verify":
-        # A group of its own that never commits: verify assigns partitions and reads them
+    if kind in {"verify", "dead-letter-reader"}:
+        # A group of its own that never commits: these assign partitions and read them
         # without joining or disturbing the consumers' group.
         return {
-            "group.id": f"kafka-micro-verify-{uuid.uuid4()}",
+            "group.id": f"kafka-micro-{kind}-{uuid.uuid4()}",
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
         }
+    if kind == "dead-letter":
+        # Every dead letter is acknowledged by all in-sync replicas, exactly once, before the
+        # consumer stores the offsets past it; librdkafka gives up on one after the timeout.
+        return {
+            "acks": "all",
+            "enable.idempotence": True,
+            "message.timeout.ms": round(settings.consumer.dead_letter_timeout_s * 1000),
+        }
+    if kind == "replay":
+        # Replayed messages go back to the topic as the producer writes it, with its login;
+        # replay needs the report of each delivery to say where it went.
+        return {**settings.producer.librdkafka_properties(), "delivery.report.only.error": False}
     return {}

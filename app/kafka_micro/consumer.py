@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from kafka_micro.access import BrokerAccessError, ConnectDeadline
 from kafka_micro.clients import ClientErrors, client_config, create_client
+from kafka_micro.deadletter import DeadLetterError
 from kafka_micro.membership import (
     InstanceIdHeldError,
     Membership,
@@ -55,7 +56,7 @@ class _Reporter:
         lag = self._lag(owned)
         log.info(
             "consumed %d msgs (%.0f msg/s), batches %d (avg %.1f msgs), partitions %d, "
-            "lag %s, e2e latency %s, malformed %d",
+            "lag %s, e2e latency %s, dead-lettered %d",
             stats.messages,
             rate,
             stats.batches,
@@ -63,7 +64,7 @@ class _Reporter:
             len(owned),
             lag,
             f"p50 {latency[0]:.1f} ms p99 {latency[1]:.1f} ms" if latency else "n/a",
-            stats.malformed,
+            stats.dead_lettered,
         )
         self._notifier.status(
             f"consumed {stats.messages} msgs, {rate:.0f} msg/s, {len(owned)} partitions, lag {lag}"
@@ -202,6 +203,13 @@ def _run_member(
         notifier.stopping()
         log.error("consumer failed: %s", error)
         return 1
+    except DeadLetterError as error:
+        # Dead letters not written: nothing past them was stored, so nothing past them is
+        # committed; the next member reads them again.
+        consumer.close()
+        notifier.stopping()
+        log.error("consumer failed: %s", error)
+        return 1
     except BrokerAccessError:
         notifier.stopping()
         consumer.close()
@@ -217,10 +225,10 @@ def _run_member(
     commit_stored(consumer, "stop")
     consumer.close()
     log.info(
-        "final: consumed %d msgs in %d batches, malformed %d",
+        "final: consumed %d msgs in %d batches, dead-lettered %d",
         stats.messages,
         stats.batches,
-        stats.malformed,
+        stats.dead_lettered,
     )
     return 1 if errors.fatal else 0
 

@@ -5,8 +5,9 @@ value is read when Prometheus scrapes, from what the process keeps anyway, so th
 no metric call per message:
 
 - the producer's totals, stored once per poll cycle (``ProducerProgress.totals``);
-- the consumer's counts, kept once per batch by ``ConsumeStats``, and its end-to-end latency
-  samples (first and last message of each batch), bucketed once per report (``LatencyHistogram``);
+- the consumer's counts, kept once per batch by ``ConsumeStats`` (dead letters as they happen),
+  and its end-to-end latency samples (first and last message of each batch), bucketed once per
+  report (``LatencyHistogram``);
 - librdkafka's statistics (queue depth, broker round-trip times, consumer lag), which librdkafka
   hands to ``LibrdkafkaStatistics`` every ``metrics.statistics_interval_ms`` from within the
   loop's own poll or consume call.
@@ -37,6 +38,7 @@ from prometheus_client.core import (
 )
 from pydantic import BaseModel, ValidationError
 
+from kafka_micro.deadletter import DEAD_LETTER_REASONS
 from kafka_micro.settings import ConfigError, ConsumerSettings, MetricsSettings
 
 if TYPE_CHECKING:
@@ -324,9 +326,17 @@ class ConsumerMetrics:
         stats = self._stats
         yield _counter("consumed_messages", "Messages processed.", stats.messages)
         yield _counter("consumed_batches", "Batches processed.", stats.batches)
-        yield _counter(
-            "malformed_messages", "Messages not in kafka-micro's format, skipped.", stats.malformed
+        dead_lettered = CounterMetricFamily(
+            f"{PREFIX}dead_lettered_messages",
+            "Messages that could not be processed, written to the dead-letter topic (or, with "
+            "none, the one that stopped the consumer), by reason.",
+            labels=["reason"],
         )
+        # Every reason from the start, at 0: a series that appears only with its first dead
+        # letter would hide that one from increase().
+        for reason in DEAD_LETTER_REASONS:
+            dead_lettered.add_metric([reason], stats.dead_letters[reason])
+        yield dead_lettered
         membership = self._membership
         rebalances = CounterMetricFamily(
             f"{PREFIX}rebalances",

@@ -1,16 +1,24 @@
-"""What the consumer does with a batch, in one pass: decode, keep statistics, optionally record."""
+"""What the consumer does with a batch, in one pass: decode, keep statistics, optionally record.
+
+A message that cannot be processed (a malformed value, one longer than
+``consumer.max_value_bytes``, an exception while processing it) becomes a dead letter
+(``deadletter``): the batch's dead letters are written, and acknowledged, before the batch's
+offsets are returned for storing. The pass pays for them only when there are some.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import TextIO
 
 from confluent_kafka import KafkaError, KafkaException, Message
 
 from kafka_micro.access import BrokerAccessError, denied
-from kafka_micro.message import MalformedMessageError, decode
+from kafka_micro.deadletter import DeadLetter, DeadLetterReason, DeadLetterSink, describe_source
+from kafka_micro.message import MalformedMessageError, value_decoder
 from kafka_micro.metrics import LatencyHistogram
 
 log = logging.getLogger(__name__)
@@ -20,9 +28,9 @@ BatchProcessor = Callable[[list[Message]], dict[int, int]]
 stores only after the call returns (at-least-once). Error events in the batch are passed to
 ``skip_error_event`` and neither processed nor stored."""
 
-# Log each malformed message up to this many, then one in every _MALFORMED_LOG_EVERY.
-_MALFORMED_LOGGED = 100
-_MALFORMED_LOG_EVERY = 1000
+# Log each dead letter up to this many, then one in every _DEAD_LETTER_LOG_EVERY.
+_DEAD_LETTERS_LOGGED = 100
+_DEAD_LETTER_LOG_EVERY = 1000
 
 
 class ConsumeStats:
@@ -35,9 +43,14 @@ class ConsumeStats:
     def __init__(self) -> None:
         self.messages = 0
         self.batches = 0
-        self.malformed = 0
+        self.dead_letters: Counter[DeadLetterReason] = Counter()
         self.latency_samples_ms: list[float] = []
         self.latency_histogram = LatencyHistogram()
+
+    @property
+    def dead_lettered(self) -> int:
+        """Messages dead-lettered since start, whatever the reason."""
+        return self.dead_letters.total()
 
     def take_latency_percentiles(self) -> tuple[float, float] | None:
         """p50 and p99 of the samples since the last call, which are then dropped."""
@@ -71,15 +84,23 @@ def skip_error_event(message: Message) -> None:
 
 
 class StatsProcessor:
-    """Decodes every message and tracks count, malformed messages and latency.
+    """Decodes every message and tracks count, dead letters and latency.
 
     Latency is sampled from the first and last message of each batch (one clock read
     per batch). With ``record``, appends ``PRODUCER SEQUENCE PARTITION OFFSET`` lines
     and flushes them before returning, i.e. before the offsets are stored.
     """
 
-    def __init__(self, stats: ConsumeStats, record: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        stats: ConsumeStats,
+        dead_letters: DeadLetterSink,
+        max_value_bytes: int,
+        record: TextIO | None = None,
+    ) -> None:
         self.stats = stats
+        self._dead_letters = dead_letters
+        self._decode = value_decoder(max_value_bytes)
         self._record = record
 
     def __call__(self, messages: list[Message]) -> dict[int, int]:
@@ -87,6 +108,8 @@ class StatsProcessor:
         next_offsets: dict[int, int] = {}
         first_sent = last_sent = 0
         processed = 0
+        dead: list[DeadLetter] | None = None
+        decode = self._decode
         for message in messages:
             if message.error() is not None:
                 skip_error_event(message)
@@ -96,18 +119,21 @@ class StatsProcessor:
             offset = message.offset()
             # An error-free message always has a partition and an offset.
             next_offsets[partition] = offset + 1  # type: ignore[index,operator]
+            # No cost while nothing raises (zero-cost exception handling since Python 3.11).
             try:
                 producer_id, sequence, sent_ns = decode(message.value())
-            except MalformedMessageError as error:
-                self._count_malformed(message, error)
-                continue
-            if not first_sent:
-                first_sent = sent_ns
-            last_sent = sent_ns
-            if lines is not None:
-                lines.append(
-                    f"{producer_id.decode(errors='replace')} {sequence} {partition} {offset}\n"
-                )
+                if not first_sent:
+                    first_sent = sent_ns
+                last_sent = sent_ns
+                if lines is not None:
+                    lines.append(f"{producer_id.decode()} {sequence} {partition} {offset}\n")
+            except Exception as error:
+                # Whatever failed, the message is kept, as a dead letter.
+                if dead is None:
+                    dead = []
+                dead.append(self._dead_letter(message, error))
+        if dead is not None:
+            self._dead_letters.write(dead)
         stats = self.stats
         if processed:
             stats.messages += processed
@@ -121,16 +147,19 @@ class StatsProcessor:
             self._record.flush()
         return next_offsets
 
-    def _count_malformed(self, message: Message, error: MalformedMessageError) -> None:
-        self.stats.malformed += 1
-        count = self.stats.malformed
-        if count <= _MALFORMED_LOGGED or count % _MALFORMED_LOG_EVERY == 0:
+    def _dead_letter(self, message: Message, error: Exception) -> DeadLetter:
+        if isinstance(error, MalformedMessageError):
+            letter = DeadLetter(message, error.reason, str(error))
+        else:
+            letter = DeadLetter(message, "processing-error", f"{type(error).__name__}: {error}")
+        self.stats.dead_letters[letter.reason] += 1
+        count = self.stats.dead_lettered
+        if count <= _DEAD_LETTERS_LOGGED or count % _DEAD_LETTER_LOG_EVERY == 0:
             log.warning(
-                "skipping malformed message at topic %s partition %s offset %s: %s "
-                "(%d malformed so far)",
-                message.topic(),
-                message.partition(),
-                message.offset(),
-                error,
+                "dead letter: %s (%s): %s (%d dead letters so far)",
+                describe_source(message),
+                letter.reason,
+                letter.error,
                 count,
             )
+        return letter

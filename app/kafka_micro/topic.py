@@ -1,4 +1,4 @@
-"""``kafka-micro topic``: make sure the topic exists with at least N partitions."""
+"""``kafka-micro topic``: the topic and its dead-letter topic exist with enough partitions."""
 
 from __future__ import annotations
 
@@ -19,17 +19,25 @@ log = logging.getLogger(__name__)
 _TIMEOUT_S = 30.0
 
 
-def ensure_topic(settings: Settings, partitions: int, replication_factor: int) -> str:
-    """Create the topic or add partitions; never removes any. Returns what was done."""
+def ensure_topics(
+    settings: Settings, partitions: dict[str, int], replication_factor: int
+) -> list[str]:
+    """Create each topic or add partitions; never removes any. Returns what was done to each."""
     errors = ClientErrors("admin")
     admin = create_client(AdminClient, client_config(settings, "admin", errors))
-    topic = settings.topic
     await_brokers(
-        lambda timeout: admin.list_topics(topic, timeout=timeout),
+        lambda timeout: admin.list_topics(settings.topic, timeout=timeout),
         admin.poll,
         errors.access,
         settings.connect_timeout_s,
     )
+    return [
+        _ensure_topic(admin, topic, count, replication_factor)
+        for topic, count in partitions.items()
+    ]
+
+
+def _ensure_topic(admin: AdminClient, topic: str, partitions: int, replication_factor: int) -> str:
     future = admin.create_topics(
         [NewTopic(topic, num_partitions=partitions, replication_factor=replication_factor)],
         operation_timeout=_TIMEOUT_S,

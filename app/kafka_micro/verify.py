@@ -9,28 +9,21 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Final
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Message
 
-# confluent_kafka.admin re-exports it without declaring it; import it from the source.
-from confluent_kafka.admin._metadata import ClusterMetadata
-
-from kafka_micro.access import BrokerAccessError, await_brokers, denied
 from kafka_micro.ackcheck import AckedCheck, FoundMessages, check_acknowledged
 from kafka_micro.ackledger import LedgerFile
-from kafka_micro.clients import ClientErrors, client_config, create_client
-from kafka_micro.message import MalformedMessageError, decode
-from kafka_micro.settings import ConfigError, Settings
+from kafka_micro.message import MalformedMessageError, value_decoder
+from kafka_micro.settings import Settings
+from kafka_micro.snapshot import open_snapshot
 
 log = logging.getLogger(__name__)
 
 _SHOWN_RANGES: Final = 10
-_BATCH: Final = 1000
-_METADATA_TIMEOUT_S: Final = 15.0
 _NOT_ALL_SET = re.compile(rb"[^\xff]")
 
 
@@ -197,18 +190,11 @@ def run_verify(
 ) -> VerifyReport:
     """Read every partition from its start to its end offset as of now; hold the ledgers, if
     given, against what was found."""
-    errors = ClientErrors("verify")
-    consumer = create_client(Consumer, client_config(settings, "verify", errors))
-    try:
-        metadata = await_brokers(
-            lambda timeout: consumer.list_topics(settings.topic, timeout=timeout),
-            consumer.poll,
-            errors.access,
-            settings.connect_timeout_s,
-        )
-        report = _TopicReader(consumer, settings.topic).read(metadata, idle_timeout_s)
-    finally:
-        consumer.close()
+    with open_snapshot(settings, "verify", settings.topic) as snapshot:
+        found = _Ledgers()
+        for batch in snapshot.batches(idle_timeout_s):
+            found.account(batch)
+        report = found.report(settings.topic, len(snapshot.partitions), snapshot.truncated)
     if ledgers is not None:
         report.acked = check_acknowledged(
             ledgers,
@@ -220,85 +206,31 @@ def run_verify(
     return report
 
 
-class _TopicReader:
-    """Assigns all partitions (no group join) and reads each up to its end offset."""
+class _Ledgers:
+    """One sequence ledger per producer id, and the messages that are not kafka-micro's."""
 
-    def __init__(self, consumer: Consumer, topic: str) -> None:
-        self._consumer = consumer
-        self._topic = topic
+    def __init__(self) -> None:
+        self._decode = value_decoder()
         self._ledgers: dict[bytes, _SequenceLedger] = {}
         self._messages = 0
         self._malformed = 0
 
-    def read(self, metadata: ClusterMetadata, idle_timeout_s: float) -> VerifyReport:
-        partitions = self._partitions(metadata)
-        ends, truncated = self._assign_to_current_end(partitions)
-        last_progress = time.monotonic()
-        while ends:
-            batch = self._consumer.consume(_BATCH, 1.0)
-            if batch:
-                last_progress = time.monotonic()
-                self._account(batch, ends)
-            elif time.monotonic() - last_progress > idle_timeout_s:
-                raise KafkaException(
-                    KafkaError(
-                        KafkaError._TIMED_OUT,
-                        f"no message for {idle_timeout_s:g} s with partitions "
-                        f"{sorted(ends)} not read to their end",
-                    )
-                )
-        return self._report(len(partitions), truncated)
-
-    def _partitions(self, metadata: ClusterMetadata) -> list[int]:
-        topic_metadata = metadata.topics.get(self._topic)
-        # A principal that may not describe the topic is told it does not exist; say which.
-        cause = denied(topic_metadata.error) if topic_metadata and topic_metadata.error else None
-        if cause is not None:
-            raise BrokerAccessError(cause)
-        if topic_metadata is None or topic_metadata.error is not None:
-            raise ConfigError(f"topic {self._topic!r} does not exist on the brokers")
-        return sorted(topic_metadata.partitions)
-
-    def _assign_to_current_end(self, partitions: list[int]) -> tuple[dict[int, int], list[int]]:
-        """Assign each non-empty partition from its start; return end offsets, truncated ones."""
-        ends: dict[int, int] = {}
-        starts: list[TopicPartition] = []
-        truncated = []
-        for partition in partitions:
-            low, high = self._consumer.get_watermark_offsets(
-                TopicPartition(self._topic, partition), timeout=_METADATA_TIMEOUT_S
-            )
-            if low > 0:
-                truncated.append(partition)
-            if high > low:
-                ends[partition] = high
-                starts.append(TopicPartition(self._topic, partition, low))
-        self._consumer.assign(starts)
-        return ends, truncated
-
-    def _account(self, batch: list[Message], ends: dict[int, int]) -> None:
-        """Record each message before its partition's end; drop finished partitions from ends."""
+    def account(self, batch: list[Message]) -> None:
         ledgers = self._ledgers
+        decode = self._decode
+        self._messages += len(batch)
         for message in batch:
-            partition, offset = message.partition(), message.offset()
-            error = message.error()
-            if error is not None or partition is None or offset is None:
-                if error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
-                    raise BrokerAccessError(denied(error))
-                log.warning("read error on partition %s: %s", partition, error)
-                continue
-            end = ends.get(partition)
-            if end is None or offset >= end:
-                continue
-            self._messages += 1
-            if offset == end - 1:
-                del ends[partition]
+            # The snapshot yields no error events: every message has a partition.
+            partition: int = message.partition()  # type: ignore[assignment]
             try:
                 producer_id, sequence, _sent = decode(message.value())
             except MalformedMessageError as error:
                 self._malformed += 1
                 log.warning(
-                    "malformed message at partition %s offset %s: %s", partition, offset, error
+                    "malformed message at partition %s offset %s: %s",
+                    partition,
+                    message.offset(),
+                    error,
                 )
                 continue
             ledger = ledgers.get(producer_id)
@@ -306,14 +238,14 @@ class _TopicReader:
                 ledger = ledgers[producer_id] = _SequenceLedger()
             ledger.add(sequence, partition)
 
-    def _report(self, partitions: int, truncated: list[int]) -> VerifyReport:
-        report = VerifyReport(self._topic, partitions, self._messages, self._malformed, truncated)
+    def report(self, topic: str, partitions: int, truncated: list[int]) -> VerifyReport:
+        report = VerifyReport(topic, partitions, self._messages, self._malformed, truncated)
         for producer_id in sorted(self._ledgers):
             ledger = self._ledgers[producer_id]
             missing, ranges = ledger.missing_ranges(ledger.min_sequence if truncated else 0)
             report.producers.append(
                 ProducerReport(
-                    producer=producer_id.decode(errors="replace"),
+                    producer=producer_id.decode(),
                     count=ledger.count,
                     min_sequence=ledger.min_sequence,
                     max_sequence=ledger.max_sequence,

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer, Message, TopicPartition
 
 _OWNS = re.compile(r"now owns (\d+) partitions: \[([\d, ]*)\]")
 
@@ -111,15 +112,22 @@ class App:
         )
 
     def start(
-        self, name: str, *args: str, record=False, environ=None, **settings: str
+        self,
+        name: str,
+        *args: str,
+        record=False,
+        environ=None,
+        module="kafka_micro",
+        **settings: str,
     ) -> AppProcess:
-        """Start ``kafka-micro ARGS``; ``environ`` adds variables other than settings."""
+        """Start ``kafka-micro ARGS``; ``environ`` adds variables other than settings, ``module``
+        runs another entry point with kafka-micro's arguments (one of the tests', say)."""
         log_path = self.work_dir / f"{name}.log"
         record_path = self.work_dir / f"{name}.records" if record else None
         extra = ["--record", str(record_path)] if record_path else []
         with log_path.open("ab") as log:
             popen = subprocess.Popen(
-                [sys.executable, "-m", "kafka_micro", *args, *extra],
+                [sys.executable, "-m", module, *args, *extra],
                 env={**self.env(**settings), **(environ or {})},
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -152,3 +160,43 @@ def balanced(consumers, partitions=24) -> bool:
     if any(o is None or len(o) != partitions // len(consumers) for o in owned):
         return False
     return sorted(p for o in owned for p in o) == list(range(partitions))
+
+
+def committed_offsets(app: App, partitions=24, **config) -> dict[int, int]:
+    """The group's committed offset of each partition (negative: none)."""
+    reader = Consumer({"bootstrap.servers": app.bootstrap, "group.id": app.group, **config})
+    try:
+        committed = reader.committed(
+            [TopicPartition(app.topic, p) for p in range(partitions)], timeout=30
+        )
+    finally:
+        reader.close()
+    return {tp.partition: tp.offset for tp in committed}
+
+
+def read_topic(bootstrap: str, topic: str, **config) -> list[Message]:
+    """Every record of ``topic`` up to its current end, by partition and offset; no group."""
+    reader = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4().hex[:8]}", **config}
+    )
+    try:
+        metadata = reader.list_topics(topic, timeout=30)
+        ends, starts = {}, []
+        for partition in metadata.topics[topic].partitions:
+            low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
+            if high > low:
+                ends[partition] = high
+                starts.append(TopicPartition(topic, partition, low))
+        reader.assign(starts)
+        messages = []
+        deadline = time.monotonic() + 60
+        while ends and time.monotonic() < deadline:
+            for message in reader.consume(500, 1.0):
+                assert message.error() is None, message.error()
+                messages.append(message)
+                if message.offset() == ends[message.partition()] - 1:
+                    del ends[message.partition()]
+        assert not ends, f"partitions {sorted(ends)} of {topic} not read to their end"
+    finally:
+        reader.close()
+    return sorted(messages, key=lambda message: (message.partition(), message.offset()))

@@ -120,7 +120,12 @@ def test_the_documented_series_are_served_and_move_with_traffic(app):
     moved("consumer", "kafka_micro_consumed_messages_total", 2000)
     moved("consumer", "kafka_micro_consumed_batches_total")
     moved("consumer", "kafka_micro_e2e_latency_seconds_count")
-    assert moved("consumer", "kafka_micro_malformed_messages_total") == 1
+    dead_lettered = "kafka_micro_dead_lettered_messages_total"
+    assert moved("consumer", dead_lettered) == 1
+    assert value(after["consumer"], dead_lettered, reason="wrong-magic") == 1
+    # Every reason is served from the start, at 0 until its first dead letter.
+    assert len(after["consumer"][dead_lettered]) == 8
+    assert value(after["consumer"], dead_lettered, reason="no-value") == 0
     # The only member: one assignment of all four partitions (empty callbacks are not counted).
     assert value(after["consumer"], "kafka_micro_rebalances_total", event="assigned") == 1
     assert value(after["consumer"], "kafka_micro_rebalances_total", event="revoked") == 0

@@ -337,32 +337,25 @@ def recap_changed(output: str) -> int:
     return int(match[1])
 
 
-def test_role_default_topic_has_24_partitions_and_a_rerun_changes_nothing(
+def test_role_defaults_make_the_topic_and_its_dead_letter_topic_and_a_rerun_changes_nothing(
     kafka: Kafka,
 ) -> None:
-    # The role's default entry, under a name of its own so other tests' topics stay untouched.
+    # The role's defaults, under a name of its own so other tests' topics stay untouched.
     topic = unique_topic("role")
-    default_entry = {
-        "kafka_topics_list": [
-            {
-                "name": topic,
-                "partitions": 24,
-                "replication_factor": "{{ kafka_topics_replication_factor }}",
-                "config": {
-                    "min.insync.replicas": "{{ kafka_topics_min_insync_replicas }}",
-                    "retention.ms": 604800000,
-                },
-            }
-        ]
-    }
+    names = {"kafka_cluster_topic": topic}
 
-    first = run_role(kafka, default_entry)
+    first = run_role(kafka, names)
     assert first.returncode == 0, first.stdout + first.stderr
     assert recap_changed(first.stdout) == 1
     assert kafka.shape(topic) == (24, 1)
     assert kafka.configs(topic) == {"min.insync.replicas": "1", "retention.ms": "604800000"}
+    assert kafka.shape(f"{topic}.dlq") == (3, 1)
+    assert kafka.configs(f"{topic}.dlq") == {
+        "min.insync.replicas": "1",
+        "retention.ms": "2592000000",
+    }
 
-    second = run_role(kafka, default_entry)
+    second = run_role(kafka, names)
     assert second.returncode == 0, second.stdout + second.stderr
     assert recap_changed(second.stdout) == 0
 

@@ -9,8 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from apprunner import balanced, start_consumers, wait_until
-from confluent_kafka import Consumer, TopicPartition
+from apprunner import balanced, committed_offsets, start_consumers, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -25,17 +24,6 @@ def producer_final(process) -> tuple[int, int, int, int]:
 
 def all_records(consumers):
     return [row for consumer in consumers for row in consumer.records()]
-
-
-def committed_offsets(app, partitions=24) -> dict[int, int]:
-    reader = Consumer({"bootstrap.servers": app.bootstrap, "group.id": app.group})
-    try:
-        committed = reader.committed(
-            [TopicPartition(app.topic, p) for p in range(partitions)], timeout=30
-        )
-    finally:
-        reader.close()
-    return {tp.partition: tp.offset for tp in committed}
 
 
 def stop_all(consumers, sig=signal.SIGTERM):

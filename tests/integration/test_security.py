@@ -1,15 +1,19 @@
 """kafka-micro over SASL_SSL with SCRAM-SHA-512 and ACLs, against a real secured broker.
 
-The pipeline's two principals do their part and nothing more; a wrong password, an unknown CA,
-a host name the certificate does not hold and a plaintext client each make every command that
-talks to the brokers fail with exit 3 and one line naming the cause, never a traceback.
+The pipeline's two principals do their part and nothing more (the consumer writes dead letters
+where it is granted, and stops rather than lose one where it is not); a wrong password, an
+unknown CA, a host name the certificate does not hold and a plaintext client each make every
+command that talks to the brokers fail with exit 3 and one line naming the cause, never a
+traceback.
 """
 
 import json
 
 import pytest
-from apprunner import App, wait_until
+from apprunner import App, committed_offsets, wait_until
+from confluent_kafka import Producer
 
+from kafka_micro.message import value_packer
 from kafka_micro_devtools.localbroker import LocalBroker
 from kafka_micro_devtools.throwaway_tls import create_authority
 
@@ -206,3 +210,70 @@ def test_a_topic_outside_the_acls_is_denied_not_missing(app, secured_broker):
         app.run("verify", **as_user(secured_broker, "consumer")),
         "verify failed: not authorized for the topic: ",
     )
+
+
+def inject_as_admin(app, broker, values):
+    """Write raw values into partition 0 of the topic, bypassing kafka-micro produce."""
+    producer = Producer({"bootstrap.servers": app.bootstrap, **broker.client_properties("admin")})
+    for value in values:
+        producer.produce(app.topic, value, partition=0)
+    assert producer.flush(30) == 0
+
+
+def test_a_consumer_denied_its_dead_letter_topic_stops_before_the_bad_message(app, secured_broker):
+    """The consumer's principal may read its topic but not write the dead-letter topic: the
+    consumer stops (exit 1) naming what to grant, and stores no offset past the bad message."""
+    create_topic(app, secured_broker, partitions=1)
+    good = value_packer("denied", 0)
+    inject_as_admin(
+        app,
+        secured_broker,
+        [good(0, 1), good(1, 1), b"not a kafka-micro message", good(2, 1), good(3, 1)],
+    )
+    as_consumer = as_user(secured_broker, "consumer")
+    consumer = app.start("consumer", "consume", record=True, **as_consumer)
+    assert consumer.wait(90) == 1, consumer.log()
+    log = consumer.log()
+    assert "Traceback" not in log
+    failure = [line for line in log.splitlines() if "consumer failed:" in line][-1]
+    assert f"could not write 1 of 1 dead letters to topic {app.topic}.dlq" in failure
+    assert f"the message at topic {app.topic} partition 0 offset 2 (wrong-magic)" in failure
+    assert "not authorized" in failure
+    assert f"needs Write on topic {app.topic}.dlq" in failure
+    assert all(offset < 2 for _producer, _sequence, _partition, offset in consumer.records())
+    committed = committed_offsets(app, 1, **secured_broker.client_properties("admin"))
+    assert committed[0] <= 2, committed
+
+
+def test_dead_letters_are_written_and_read_as_the_consumer_and_replayed_as_the_producer(
+    app, secured_broker
+):
+    create_topic(app, secured_broker, partitions=1)
+    secured_broker.grant_dead_letter_writes(f"{app.topic}.dlq")
+    inject_as_admin(app, secured_broker, [value_packer("secure", 0)(0, 1), b"garbage, not ours!"])
+    as_consumer = as_user(secured_broker, "consumer")
+    consumer = app.start("consumer", "consume", record=True, **as_consumer)
+    wait_until(lambda: "dead-lettered 1\n" in consumer.log(), 90, "the bad message dead-lettered")
+    assert consumer.records() == [("secure", 0, 0, 0)]
+
+    inspected = app.run("dlq", "inspect", "--json", **as_consumer)
+    assert inspected.returncode == 0, inspected.stderr
+    [letter] = json.loads(inspected.stdout)["dead_letters"]
+    assert (letter["reason"], letter["source"]["offset"]) == ("wrong-magic", 1)
+
+    producer = secured_broker.client_properties("producer")
+    login = {key: producer[key] for key in ("sasl.username", "sasl.password")}
+    replayed = app.run(
+        "dlq", "replay", "--json", producer__librdkafka=json.dumps(login), **as_consumer
+    )
+    assert replayed.returncode == 0, replayed.stderr
+    assert len(json.loads(replayed.stdout)["replayed"]) == 1
+    wait_until(lambda: "dead-lettered 2\n" in consumer.log(), 60, "the replayed one dead again")
+    assert consumer.stop() == 0, consumer.log()
+    after = json.loads(app.run("dlq", "inspect", "--json", **as_consumer).stdout)
+    assert after["replay_notes"] == 1
+    # Listed by dead-letter partition and offset; a keyless dead letter may go to any partition.
+    assert sorted(letter["replayed_from"] is not None for letter in after["dead_letters"]) == [
+        False,
+        True,
+    ]

@@ -1,4 +1,4 @@
-"""verify finds gaps and duplicates; the consumer survives malformed messages."""
+"""verify finds gaps and duplicates; the consumer dead-letters malformed messages and goes on."""
 
 import json
 import time
@@ -46,16 +46,18 @@ def test_verify_reports_gaps_duplicates_and_malformed_and_exits_1(app):
     assert "4 missing, 1 duplicates, 1 malformed" in table.stdout
 
 
-def test_consumer_counts_and_logs_malformed_messages_and_keeps_going(app):
+def test_consumer_dead_letters_malformed_messages_and_keeps_going(app):
     app.create_topic(partitions=24)
     inject(app, [b"", b"\xa1\x05short", value_packer("p", 0)(0, 1)])
     consumer = app.start("consumer", "consume", record=True)
     wait_until(lambda: len(consumer.records()) == 1, 90, "the good message to be processed")
-    wait_until(lambda: "malformed 2" in consumer.log(), 30, "a throughput line counting 2")
+    wait_until(lambda: "dead-lettered 2\n" in consumer.log(), 30, "a throughput line counting 2")
     assert consumer.stop() == 0
     log = consumer.log()
-    assert f"skipping malformed message at topic {app.topic} partition 0 offset 0" in log
-    assert "partition 0 offset 1" in log
+    assert (
+        f"dead letter: the message at topic {app.topic} partition 0 offset 0 (empty-value)" in log
+    )
+    assert "partition 0 offset 1 (too-short)" in log
     assert consumer.records() == [("p", 0, 0, 2)]
 
 

@@ -26,6 +26,7 @@ ALERTS = [
     "KafkaNoActiveController",
     "KafkaMicroConsumerLagGrowing",
     "KafkaMicroProducerDeliveryFailures",
+    "KafkaMicroDeadLetters",
     "HostDataDiskFull",
 ]
 
@@ -159,11 +160,13 @@ def test_every_alert_window_is_a_role_variable(tmp_path: Path) -> None:
         "prometheus_alert_no_active_controller_for": "40s",
         "prometheus_alert_consumer_lag_growing_for": "50s",
         "prometheus_alert_producer_failures_for": "1m10s",
+        "prometheus_alert_dead_letters_for": "1m15s",
         "prometheus_alert_disk_full_for": "1m20s",
     }
     ranges = {
         "prometheus_alert_consumer_lag_range": "45s",
         "prometheus_alert_producer_failures_range": "55s",
+        "prometheus_alert_dead_letters_range": "65s",
     }
     out = render(
         tmp_path,
@@ -189,6 +192,7 @@ def test_every_alert_window_is_a_role_variable(tmp_path: Path) -> None:
     assert "[45s]" in rules["KafkaMicroConsumerLagGrowing"]["expr"]
     assert "> 10" in rules["KafkaMicroConsumerLagGrowing"]["expr"]
     assert "[55s]" in rules["KafkaMicroProducerDeliveryFailures"]["expr"]
+    assert "[65s]" in rules["KafkaMicroDeadLetters"]["expr"]
     assert "> 90" in rules["HostDataDiskFull"]["expr"]
     assert "mountpoint=~`/var/lib/kafka.*`" in rules["HostDataDiskFull"]["expr"]
     for alert in ALERTS:

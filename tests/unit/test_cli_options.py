@@ -80,3 +80,36 @@ def test_a_bad_common_option_before_the_subcommand_names_the_value(capsys):
         main(["--profile", "fast", "config"])
     assert caught.value.code == 2
     assert "invalid choice: 'fast'" in capsys.readouterr().err
+
+
+def test_the_dlq_commands_take_the_common_options_at_every_level_and_their_filters():
+    for argv in (
+        ["--topic", "t", "dlq", "inspect"],
+        ["dlq", "--topic", "t", "inspect"],
+        ["dlq", "inspect", "--topic", "t"],
+    ):
+        assert build_parser().parse_args(argv).topic == "t"
+    args = build_parser().parse_args(
+        ["dlq", "replay", "--reason", "wrong-magic", "--reason", "no-value", "--dry-run"]
+    )
+    assert (args.dlq_command, args.reason, args.dry_run) == (
+        "replay",
+        ["wrong-magic", "no-value"],
+        True,
+    )
+    assert build_parser().parse_args(["dlq", "inspect"]).limit == 1000
+
+
+def test_an_unknown_reason_is_refused_with_the_known_ones(capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["dlq", "inspect", "--reason", "bad"])
+    assert caught.value.code == 2
+    error = capsys.readouterr().err
+    assert "invalid choice: 'bad'" in error
+    assert "'processing-error'" in error
+
+
+def test_without_a_dead_letter_topic_the_dlq_commands_say_so(monkeypatch, capsys):
+    monkeypatch.setenv("KAFKA_MICRO_CONSUMER__DEAD_LETTER_TOPIC", "")
+    assert main(["dlq", "inspect"]) == 2
+    assert "consumer.dead_letter_topic is '' (no dead-letter topic)" in capsys.readouterr().err

@@ -9,7 +9,7 @@ from kafka_micro.clients import ClientErrors, client_config
 from kafka_micro.runtime import StopRequest
 from kafka_micro.settings import settings_from
 
-KINDS = ["producer", "consumer", "admin", "verify"]
+KINDS = ["producer", "consumer", "admin", "verify", "dead-letter", "dead-letter-reader", "replay"]
 
 
 def config(kind, **values):
@@ -94,3 +94,39 @@ def test_a_fatal_error_without_a_loop_is_remembered():
     errors = ClientErrors("admin")
     errors(KafkaError(KafkaError._FATAL, "gone", fatal=True))
     assert errors.fatal
+
+
+def test_the_dead_letter_writer_has_every_write_acknowledged_within_its_timeout():
+    writer = config(
+        "dead-letter",
+        consumer={"instance_id": "host-2", "dead_letter_timeout_s": 12.5},
+        producer={"acks": "1", "enable_idempotence": False},
+    )
+    assert writer["client.id"] == "kafka-micro-dead-letter-host-2"
+    assert (writer["acks"], writer["enable.idempotence"]) == ("all", True)
+    assert writer["message.timeout.ms"] == 12500
+    assert "group.id" not in writer
+
+
+def test_the_dead_letter_reader_reads_in_a_group_of_its_own():
+    reader = config("dead-letter-reader", consumer={"instance_id": "host-1", "group_id": "g"})
+    assert reader["group.id"].startswith("kafka-micro-dead-letter-reader-")
+    assert "group.instance.id" not in reader
+    assert reader["enable.auto.commit"] is False
+
+
+def test_replay_writes_as_the_producer_does_and_hears_of_every_delivery():
+    replay = config(
+        "replay",
+        librdkafka={"sasl.username": "consumer"},
+        producer={
+            "linger_ms": 9,
+            "librdkafka": {"sasl.username": "producer", "delivery.report.only.error": True},
+        },
+    )
+    assert replay["sasl.username"] == "producer"
+    assert replay["linger.ms"] == 9
+    assert replay["delivery.report.only.error"] is False
+    assert config("dead-letter", librdkafka={"sasl.username": "consumer"})["sasl.username"] == (
+        "consumer"
+    )

@@ -1,8 +1,12 @@
+import re
+import struct
 import time
 
 import pytest
 
-from kafka_micro.message import HEADER, MalformedMessageError, decode, value_packer
+from kafka_micro.message import HEADER, MAGIC, MalformedMessageError, value_decoder, value_packer
+
+decode = value_decoder()
 
 
 def test_round_trip_keeps_producer_sequence_and_send_time():
@@ -32,15 +36,46 @@ def test_overlong_producer_id_is_refused():
         value_packer("x" * 256, 0)
 
 
+def with_id(id_bytes: bytes, announced: int | None = None) -> bytes:
+    length = len(id_bytes) if announced is None else announced
+    return struct.pack("!BBQQ", MAGIC, length, 1, 2) + id_bytes
+
+
 @pytest.mark.parametrize(
-    ("value", "reason"),
+    ("value", "reason", "text"),
     [
-        (None, "no value"),
-        (b"", "shorter than the 18-byte header"),
-        (b"hello world, plain text payload", "not 0xa1"),
-        (value_packer("producer", 0)(1, 2)[:-3], "announces a 8-byte producer id"),
+        (None, "no-value", "no value (null)"),
+        (b"", "empty-value", "empty (0 bytes)"),
+        (b"\xa1", "too-short", "1 bytes, shorter than the 18-byte header"),
+        (with_id(b"")[:-1], "too-short", "17 bytes, shorter than the 18-byte header"),
+        (b"hello world, plain text payload", "wrong-magic", "starts with byte 0x68, not 0xa1"),
+        (bytes(18), "wrong-magic", "starts with byte 0x00"),
+        (value_packer("producer", 0)(1, 2)[:-3], "producer-id-overrun", "announces a 8-byte"),
+        (with_id(b"", announced=255), "producer-id-overrun", "255-byte producer id"),
+        (with_id(b"\xff\xfe"), "producer-id-not-utf8", "byte 0xff at 0: invalid start byte"),
+        (with_id("é".encode()[:1]), "producer-id-not-utf8", "byte 0xc3 at 0"),
+        (with_id(b"ok\xed\xa0\x80"), "producer-id-not-utf8", "byte 0xed at 2"),
     ],
 )
-def test_malformed_values_raise_with_reason(value, reason):
-    with pytest.raises(MalformedMessageError, match=reason):
+def test_each_malformed_value_is_refused_with_its_reason(value, reason, text):
+    with pytest.raises(MalformedMessageError, match=re.escape(text)) as caught:
         decode(value)
+    assert caught.value.reason == reason
+
+
+def test_a_value_up_to_the_bound_is_decoded_and_one_byte_more_is_too_large():
+    bounded = value_decoder(max_value_bytes=100)
+    assert bounded(value_packer("p", 100)(7, 8)) == (b"p", 7, 8)
+    with pytest.raises(MalformedMessageError, match="101 bytes, more than") as caught:
+        bounded(value_packer("p", 101)(7, 8))
+    assert caught.value.reason == "too-large"
+
+
+def test_too_large_is_judged_before_the_content():
+    with pytest.raises(MalformedMessageError) as caught:
+        value_decoder(max_value_bytes=20)(b"x" * 21)
+    assert caught.value.reason == "too-large"
+
+
+def test_an_empty_producer_id_is_a_good_message():
+    assert decode(with_id(b"")) == (b"", 1, 2)

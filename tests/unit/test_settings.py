@@ -361,3 +361,57 @@ def test_python_client_property_of_the_wrong_type_exits_2_without_a_traceback():
     assert result.returncode == 2, result.stderr
     assert "delivery.report.only.error to be bool type, not str" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_dead_letters_go_to_the_topic_plus_dlq_unless_named_or_switched_off():
+    assert load_settings().dead_letter_topic() == "test-topic.dlq"
+    assert load_settings(overrides={"topic": "orders"}).dead_letter_topic() == "orders.dlq"
+    named = {"consumer": {"dead_letter_topic": "bad-orders"}}
+    assert load_settings(overrides=named).dead_letter_topic() == "bad-orders"
+    assert (
+        load_settings(overrides={"consumer": {"dead_letter_topic": ""}}).dead_letter_topic() is None
+    )
+    defaults = load_settings().consumer
+    assert (defaults.max_value_bytes, defaults.dead_letter_timeout_s) == (1_000_000, 60.0)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            {"consumer": {"dead_letter_topic": "dead letters"}},
+            "consumer.dead_letter_topic = 'dead letters' (command-line option): a topic name is",
+        ),
+        (
+            {"topic": "orders", "consumer": {"dead_letter_topic": "orders"}},
+            "(settings): consumer.dead_letter_topic is the topic itself ('orders')",
+        ),
+        (
+            {"topic": "t" * 249},
+            "(topic plus '.dlq') is longer than Kafka's 249 characters; set "
+            "consumer.dead_letter_topic",
+        ),
+        (
+            {"consumer": {"max_value_bytes": 17}},
+            "consumer.max_value_bytes = 17 (command-line option): Input should be greater than "
+            "or equal to 18",
+        ),
+        (
+            {"producer": {"message_size": 2048}, "consumer": {"max_value_bytes": 1024}},
+            "producer.message_size=2048 exceeds consumer.max_value_bytes=1024",
+        ),
+        (
+            {"consumer": {"dead_letter_timeout_s": 301}},
+            "consumer.dead_letter_timeout_s = 301 (command-line option): Input should be less "
+            "than or equal to 300",
+        ),
+    ],
+)
+def test_bad_dead_letter_settings_name_the_setting_and_what_is_allowed(overrides, expected):
+    assert expected in config_error(overrides=overrides)
+
+
+def test_the_dead_letter_settings_are_described():
+    described = config_output.describe()
+    for name in ("DEAD_LETTER_TOPIC", "MAX_VALUE_BYTES", "DEAD_LETTER_TIMEOUT_S"):
+        assert f"KAFKA_MICRO_CONSUMER__{name}" in described

@@ -278,6 +278,11 @@ class LocalBroker:
         self._acls("producer", ["Write", "Describe"], ["--topic", topic, *pattern])
         self._acls("consumer", ["Read", "Describe"], ["--topic", topic, "--group", group, *pattern])
 
+    def grant_dead_letter_writes(self, dead_letter_topic: str) -> None:
+        """``consumer`` may write its dead letters to ``dead_letter_topic`` (and only there), as
+        the kafka_access role lets it in a deployment."""
+        self._acls("consumer", ["Write", "Describe"], ["--topic", dead_letter_topic])
+
     def _acls(self, user: User, operations: list[str], resources: list[str]) -> None:
         security = self._require_security()
         operation_arguments = [argument for op in operations for argument in ("--operation", op)]

@@ -176,7 +176,9 @@ def _describe(detail: ErrorDetails, origins: _Origins) -> str:
         message = f"unknown setting; allowed here: {', '.join(_allowed_keys(location[:-1]))}"
     value = detail["input"]
     shown = "" if isinstance(value, Mapping) else f" = {value!r}"
-    return f"{name}{shown} ({origins.of(location)}): {message}"
+    # A rule across sections (location ()) names its settings in its message.
+    origin = f" ({origins.of(location)})" if location else ""
+    return f"{name}{shown}{origin}: {message}"
 
 
 def _allowed_keys(location: tuple[str | int, ...]) -> list[str]:

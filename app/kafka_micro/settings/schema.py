@@ -38,6 +38,7 @@ _TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 # The instance number N of a unit kafka-consumer@N, whose instance id is HOST-N.
 _INSTANCE_NUMBER = re.compile(r"-([1-9][0-9]*)$")
 _MAX_PORT = 65535
+DEAD_LETTER_SUFFIX = ".dlq"
 
 ProfileName = Literal["first-kafka"]
 """Named profiles: each is ``kafka_micro/profiles/NAME.toml``."""
@@ -79,6 +80,16 @@ def _check_bootstrap_servers(value: str) -> str:
 def _check_topic_name(value: str) -> str:
     if not _TOPIC_NAME.match(value) or value in {".", ".."}:
         raise ValueError("a topic name is 1 to 249 characters from a-z A-Z 0-9 . _ -")
+    return value
+
+
+def _check_dead_letter_topic(value: str) -> str:
+    if value and (not _TOPIC_NAME.match(value) or value in {".", ".."}):
+        raise ValueError(
+            "a topic name is 1 to 249 characters from a-z A-Z 0-9 . _ -; "
+            "or '' for no dead-letter topic (a message that cannot be processed then stops "
+            "the consumer)"
+        )
     return value
 
 
@@ -292,6 +303,28 @@ class ConsumerSettings(BaseModel):
         description="Commit stored (processed) offsets this often; at most this much "
         "is re-read after a crash.",
     )
+    dead_letter_topic: Annotated[str, AfterValidator(_check_dead_letter_topic)] | None = Field(
+        default=None,
+        description="Topic a message that cannot be processed is written to, with headers "
+        f"saying why and where it came from, before the consumer moves past it. Unset: the "
+        f"topic's name plus '{DEAD_LETTER_SUFFIX}'. '' writes none: such a message then stops "
+        "the consumer (exit 1, its offset not stored), as skipping it would lose it.",
+    )
+    max_value_bytes: int = Field(
+        default=1_000_000,
+        ge=HEADER.size,
+        le=1_000_000_000,
+        description="Longest message value processed; a longer one is a dead letter "
+        "(reason too-large). At least the header; at least producer.message_size.",
+    )
+    dead_letter_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=300,
+        description="Longest wait for the brokers to acknowledge a batch's dead letters; past "
+        "it the consumer stops (exit 1) without storing the batch's offsets. At most 300, "
+        "the group's max.poll.interval.ms.",
+    )
     librdkafka: LibrdkafkaProperties = Field(
         default_factory=dict,
         description="Raw librdkafka consumer properties; they override the fields above.",
@@ -439,3 +472,32 @@ class Settings(BaseSettings):
         "verify reader, admin): connection and security settings such as security.protocol, "
         "sasl.*, ssl.*. producer.librdkafka and consumer.librdkafka override them per kind.",
     )
+
+    @model_validator(mode="after")
+    def _dead_letters_fit(self) -> Self:
+        dead_letter_topic = self.dead_letter_topic()
+        if dead_letter_topic == self.topic:
+            raise ValueError(
+                f"consumer.dead_letter_topic is the topic itself ({self.topic!r}): dead letters "
+                "would be read again for ever; name another topic, or '' for none"
+            )
+        if dead_letter_topic is not None and not _TOPIC_NAME.match(dead_letter_topic):
+            raise ValueError(
+                f"the default dead-letter topic {dead_letter_topic!r} (topic plus "
+                f"{DEAD_LETTER_SUFFIX!r}) is longer than Kafka's 249 characters; set "
+                "consumer.dead_letter_topic"
+            )
+        if self.producer.message_size > self.consumer.max_value_bytes:
+            raise ValueError(
+                f"producer.message_size={self.producer.message_size} exceeds "
+                f"consumer.max_value_bytes={self.consumer.max_value_bytes}: the consumers would "
+                "dead-letter every message; raise consumer.max_value_bytes"
+            )
+        return self
+
+    def dead_letter_topic(self) -> str | None:
+        """Where the consumer writes what it cannot process; None when there is no such topic."""
+        configured = self.consumer.dead_letter_topic
+        if configured is None:
+            return self.topic + DEAD_LETTER_SUFFIX
+        return configured or None

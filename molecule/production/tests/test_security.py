@@ -97,7 +97,7 @@ def app_host():
 
 
 def probe(host, **case):
-    case.update(topic=TOPIC, group=GROUP, config=APP_CONFIG)
+    case = {"topic": TOPIC, "group": GROUP, "config": APP_CONFIG, **case}
     result = host.run(f"{APP_PYTHON} {PROBE_FILE} {shlex.quote(json.dumps(case))}")
     assert result.rc == 0, result.stderr[-2000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -114,6 +114,14 @@ def test_the_consumer_may_read_the_topic(app_host):
 def test_the_consumer_cannot_write(app_host):
     outcome = probe(app_host, user="consumer", action="produce")
     assert outcome == {"ok": False, "error": "TOPIC_AUTHORIZATION_FAILED"}
+
+
+def test_only_the_consumer_may_write_the_dead_letter_topic(app_host):
+    dead_letters = f"{TOPIC}.dlq"
+    written = probe(app_host, user="consumer", action="produce", topic=dead_letters)
+    assert written == {"ok": True, "error": ""}
+    refused = probe(app_host, user="producer", action="produce", topic=dead_letters)
+    assert refused == {"ok": False, "error": "TOPIC_AUTHORIZATION_FAILED"}
 
 
 def test_the_producer_cannot_read(app_host):
