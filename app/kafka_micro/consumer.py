@@ -134,30 +134,28 @@ def _run_consumer(
         options.batch_size,
     )
     deadline.start()
+    consumer = create_client(
+        Consumer, client_config(settings, "consumer", errors, on_statistics=statistics)
+    )
     try:
-        while True:
-            consumer = create_client(
-                Consumer, client_config(settings, "consumer", errors, on_statistics=statistics)
-            )
-            try:
-                return _run_member(
-                    settings=settings,
-                    consumer=consumer,
-                    errors=errors,
-                    process=process,
-                    stats=stats,
-                    stop=stop,
-                    membership=membership,
-                    readiness=readiness,
-                    notifier=notifier,
-                )
-            except InstanceIdHeldError as error:
-                log.warning("%s; waiting for it (no restart needed)", error)
-                await_instance_id_release(settings, stop)
-                # librdkafka gives up on this refusal for good, and closing or freeing that
-                # client aborted the process once (assertion in rd_kafka_enq_once_del_source_return,
-                # seen in the fault suite): a fresh process image joins instead, same PID.
-                replace_process(stop)
+        return _run_member(
+            settings=settings,
+            consumer=consumer,
+            errors=errors,
+            process=process,
+            stats=stats,
+            stop=stop,
+            membership=membership,
+            readiness=readiness,
+            notifier=notifier,
+        )
+    except InstanceIdHeldError as error:
+        log.warning("%s; waiting for it (no restart needed)", error)
+        await_instance_id_release(settings, stop)
+        # librdkafka gives up on this refusal for good, and closing or freeing that client
+        # aborted the process once (assertion in rd_kafka_enq_once_del_source_return, seen in
+        # the fault suite): a fresh process image joins instead, with the same PID.
+        replace_process(stop)
     finally:
         deadline.reached()
 
