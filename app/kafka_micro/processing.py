@@ -77,7 +77,7 @@ def skip_error_event(message: Message) -> None:
     if error.fatal() or error.code() == KafkaError._FATAL:
         # librdkafka reports some fatal errors only as a message error code, not fatal(),
         # e.g. a static member refused the instance id its predecessor still holds (the
-        # consumer then joins again with a new client).
+        # consumer then waits for it and runs again: see consumer.py).
         raise KafkaException(error)
     if error.code() != KafkaError._PARTITION_EOF:
         log.warning("consume error on partition %s: %s", message.partition(), error.str())
