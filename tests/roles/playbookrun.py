@@ -1,5 +1,6 @@
 """Runs a playbook against the repository's roles, as the role tests do."""
 
+import json
 import os
 import subprocess
 import sys
@@ -54,3 +55,16 @@ def render_templates_play(role: str, hosts: str, templates: dict[str, Path]) -> 
         "        files:\n"
         f"{items}"
     )
+
+
+def app_settings(config: Path) -> dict:
+    """The settings the app reads from ``config`` (``kafka-micro config --json``)."""
+    shown = subprocess.run(
+        [sys.executable, "-m", "kafka_micro", "--config", str(config), "config", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    return json.loads(shown.stdout)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from playbookrun import REPO, render_templates_play, run_playbook
+from playbookrun import app_settings as read_app_settings
 
 ROLES = REPO / "roles"
 LOCAL = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
@@ -77,15 +78,7 @@ def app_settings(tmp_path: Path, *extra_vars: str) -> dict:
     )
     result = run_playbook(inventory(tmp_path), tmp_path / "render.yml", PLAINTEXT, *extra_vars)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    shown = subprocess.run(
-        [sys.executable, "-m", "kafka_micro", "--config", str(config), "config", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert shown.returncode == 0, shown.stderr
-    return json.loads(shown.stdout)
+    return read_app_settings(config)
 
 
 def consumer_acls(view: dict) -> dict[str, list[str]]:

@@ -7,11 +7,10 @@ itself then reads the configuration.
 """
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
-from playbookrun import REPO, run_playbook
+from playbookrun import REPO, app_settings, render_templates_play, run_playbook
 
 ROLE = REPO / "roles" / "kafka_app"
 
@@ -31,25 +30,11 @@ def render(tmp_path: Path, *extra_vars: str) -> dict[str, str]:
     out = tmp_path / "out"
     out.mkdir()
     (tmp_path / "play.yml").write_text(
-        "- name: Write the kafka_app units and configuration as the role does\n"
-        "  hosts: kafka_app\n"
-        "  gather_facts: false\n"
-        "  roles:\n"
-        "    - role: kafka_cluster\n"
-        "  tasks:\n"
-        "    - name: Read the role's defaults and variables\n"
-        "      ansible.builtin.include_vars:\n"
-        "        file: '{{ item }}'\n"
-        "      loop:\n"
-        f"        - {ROLE / 'defaults' / 'main.yml'}\n"
-        f"        - {ROLE / 'vars' / 'main.yml'}\n"
-        "    - name: Render the configuration\n"
-        "      ansible.builtin.template:\n"
-        f"        src: {ROLE / 'templates' / 'kafka-micro.toml.j2'}\n"
-        f"        dest: {out / 'kafka-micro.toml'}\n"
-        "        mode: '0600'\n"
+        render_templates_play(
+            "kafka_app", "kafka_app", {"kafka-micro.toml.j2": out / "kafka-micro.toml"}
+        )
         # hardened_service writes /etc/systemd/system/UNIT: the name climbs back out to out/.
-        "    - name: Write each unit through hardened_service\n"
+        + "    - name: Write each unit through hardened_service\n"
         "      ansible.builtin.include_role:\n"
         "        name: hardened_service\n"
         "        tasks_from: unit\n"
@@ -68,18 +53,10 @@ def service_lines(unit: str) -> list[str]:
     return [line for line in unit.splitlines() if line and not line.startswith("#")]
 
 
-def app_settings(tmp_path: Path, config: str) -> dict:
+def written_settings(tmp_path: Path, config: str) -> dict:
     path = tmp_path / "app.toml"
     path.write_text(config)
-    result = subprocess.run(
-        [sys.executable, "-m", "kafka_micro", "--config", str(path), "config", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return app_settings(path)
 
 
 def test_by_default_the_producer_keeps_ledgers_in_its_state_directory_and_consumers_no_record(
@@ -94,7 +71,7 @@ def test_by_default_the_producer_keeps_ledgers_in_its_state_directory_and_consum
     assert not [line for line in consumer if line.startswith("StateDirectory=")]
     (exec_start,) = [line for line in consumer if line.startswith("ExecStart=")]
     assert exec_start.endswith(" consume --instance-id %H-%i")
-    settings = app_settings(tmp_path, files["kafka-micro.toml"])
+    settings = written_settings(tmp_path, files["kafka-micro.toml"])
     assert settings["producer"]["acked_ledger_dir"] == "/var/lib/kafka-micro/acked"
     assert settings["producer"]["acked_ledger_keep"] == 100
 
@@ -116,9 +93,15 @@ def test_consumer_records_and_no_ledger_in_a_state_directory_of_ones_choice(
     )
     producer = service_lines(files["kafka-producer.service"])
     assert not [line for line in producer if line.startswith("StateDirectory=")]
-    assert app_settings(tmp_path, files["kafka-micro.toml"])["producer"]["acked_ledger_dir"] is None
+    assert (
+        written_settings(tmp_path, files["kafka-micro.toml"])["producer"]["acked_ledger_dir"]
+        is None
+    )
 
 
 def test_the_number_of_ledgers_kept_reaches_the_app(tmp_path: Path) -> None:
     files = render(tmp_path, "kafka_app_producer_acked_ledger_keep=250")
-    assert app_settings(tmp_path, files["kafka-micro.toml"])["producer"]["acked_ledger_keep"] == 250
+    assert (
+        written_settings(tmp_path, files["kafka-micro.toml"])["producer"]["acked_ledger_keep"]
+        == 250
+    )
