@@ -154,7 +154,7 @@ class _Progress:
 
     def _delivered(self, sent: int) -> int:
         """Messages neither failed nor still queued (see FailureCounter)."""
-        return sent - self._failures.failed - len(self._producer)
+        return sent - self._failures.failed - _queued_messages(self._producer)
 
 
 def run_producer(
@@ -380,8 +380,19 @@ def _flush(
 ) -> int:
     """flush() until ``deadline``, given up once the brokers proved unusable; returns unflushed."""
     while True:
-        unflushed = producer.flush(max(0.0, min(deadline - time.monotonic(), _FLUSH_STEP_S)))
+        producer.flush(max(0.0, min(deadline - time.monotonic(), _FLUSH_STEP_S)))
+        unflushed = _queued_messages(producer)
         progress.counted(sent, queue_full)
         progress.check_connected(sent)
         if not unflushed or access.failure is not None or time.monotonic() >= deadline:
             return unflushed
+
+
+def _queued_messages(producer: Producer) -> int:
+    """Messages not yet acknowledged or failed.
+
+    ``len(producer)`` also counts the events (statistics, errors, reports) waiting to be served,
+    as does flush()'s result: serving them first leaves the messages.
+    """
+    producer.poll(0)
+    return len(producer)
