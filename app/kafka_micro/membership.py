@@ -23,6 +23,11 @@ log = logging.getLogger(__name__)
 # Until ready, how often the broker is asked whether this member has joined with no partitions,
 # or whether the instance id this member was refused is free again.
 _JOIN_CHECK_INTERVAL_S: Final = 1.0
+# How long a new member waits for an assignment before it asks the broker at all. A group the
+# roles deploy has a partition for every member, so this is a fallback; and librdkafka 2.16's
+# admin client can abort the process when a DescribeConsumerGroups request fails (issue #4605
+# there: a use-after-free on the coordinator request's error path, seen under load).
+_JOIN_CHECK_GRACE_S: Final = 10.0
 _DESCRIBE_TIMEOUT_S: Final = 2.0
 
 
@@ -116,7 +121,8 @@ class Readiness:
     That is its first assignment, as a rule. But under KIP-848 (``group_protocol='consumer'``)
     librdkafka calls no assignment callback for a member whose assignment is empty (more members
     than partitions), so until the first assignment the broker is asked, once a second, for the
-    group's members: listed there with no partitions, this member is a ready stand-by.
+    group's members (from ``_JOIN_CHECK_GRACE_S`` on): listed there with no partitions, this
+    member is a ready stand-by.
     """
 
     def __init__(
@@ -126,7 +132,7 @@ class Readiness:
         self._notifier = notifier
         self._deadline = deadline
         self._admin: AdminClient | None = None
-        self._next_check = time.monotonic() + _JOIN_CHECK_INTERVAL_S
+        self._next_check = time.monotonic() + _JOIN_CHECK_GRACE_S
         self.ready = False
 
     def assigned(self, owned: int) -> None:

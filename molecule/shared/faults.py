@@ -19,8 +19,9 @@ from groupstate import INSTANCES, PARTITIONS
 
 BROKER_UNIT = "confluent-kafka.service"
 PRODUCER_UNIT = "kafka-producer.service"
-CONSUMER_UNITS = [f"kafka-consumer@{number}.service" for number in range(1, INSTANCES + 1)]
-APP_UNITS = [PRODUCER_UNIT, *CONSUMER_UNITS]
+# The most consumer instances per app host a scenario scales to.
+MAX_INSTANCES = 8
+DATA_DIR = "/var/lib/kafka/data"
 STATE_DIR = "/var/lib/kafka-micro"
 LEDGER_DIR = f"{STATE_DIR}/acked"
 RECORD_DIR = f"{STATE_DIR}/record"
@@ -32,6 +33,16 @@ SAMPLES = "/root/committed-offsets.jsonl"
 RECOVERY_TIMEOUT_S = 300
 POLL_S = 1.0
 _PRODUCING_AS = re.compile(r"producing to \S+ on \S+ as '([^']+)'")
+# systemd's catalogue ids of a unit's "Stopping" and "Started" messages.
+_STOPPING = "de5b426a63be47a7b6ac3eb64a10a0d1"
+_STARTED = "39f53479d3a045ac8e11786248231fbf"
+
+
+def consumer_units(instances: int, first: int = 1) -> list[str]:
+    return [f"kafka-consumer@{number}.service" for number in range(first, instances + 1)]
+
+
+CONSUMER_UNITS = consumer_units(INSTANCES)
 
 
 @dataclass
@@ -44,6 +55,8 @@ class Scenario:
     producers: list[str] = field(default_factory=list)
     recovery_s: float = 0.0
     lag_zero_s: float = 0.0
+    # A change an operator makes (no process killed, no broker lost): consumers stop cleanly.
+    graceful: bool = False
 
 
 class Pipeline:
@@ -59,6 +72,8 @@ class Pipeline:
             for name in self.brokers
         }
         self._hosts = {name: testinfra.get_host(f"docker://{name}") for name in self.hosts}
+        # Consumer instances per app host as deployed now; a scaling scenario changes it.
+        self.instances = INSTANCES
 
     @property
     def hosts(self) -> list[str]:
@@ -77,8 +92,9 @@ class Pipeline:
     def unit_states(self) -> dict[str, str]:
         """'host unit' -> systemctl is-active, for every broker and app unit."""
         states = {}
+        app_units = [PRODUCER_UNIT, *consumer_units(self.instances)]
         for name in self.hosts:
-            units = [BROKER_UNIT] if name in self.brokers else APP_UNITS
+            units = [BROKER_UNIT] if name in self.brokers else app_units
             # is-active exits non-zero when a unit is not active: read its answers anyway.
             answers = self.host(name).run(f"systemctl is-active {' '.join(units)}").stdout.split()
             answers += ["unknown"] * (len(units) - len(answers))
@@ -121,6 +137,9 @@ class Pipeline:
         inactive = {unit: state for unit, state in states.items() if state != "active"}
         if inactive:
             return f"units not active: {inactive}"
+        surplus = self.surplus_consumers()
+        if surplus:
+            return f"consumers beyond kafka_app_consumer_instances still running: {surplus}"
         found = self.probe()
         if "error" in found:
             return f"the cluster does not answer: {found['error']}"
@@ -129,11 +148,50 @@ class Pipeline:
         under_replicated = sum(1 for p in partitions if len(p["isr"]) < len(p["replicas"]))
         if len(partitions) != PARTITIONS or leaderless or under_replicated:
             return f"{under_replicated} under-replicated, {leaderless} leaderless partitions"
-        expected = {f"{app}-{number}" for app in self.apps for number in range(1, INSTANCES + 1)}
+        expected = {
+            f"{app}-{number}" for app in self.apps for number in range(1, self.instances + 1)
+        }
         owned = sorted(p for partitions in found["members"].values() for p in partitions)
         if set(found["members"]) != expected or owned != list(range(PARTITIONS)):
             return f"the group is not whole: {found['members']}"
         return ""
+
+    def surplus_consumers(self) -> list[str]:
+        """Consumer units beyond ``instances`` (up to MAX_INSTANCES) that are not inactive."""
+        surplus = consumer_units(MAX_INSTANCES, first=self.instances + 1)
+        if not surplus:
+            return []
+        found = []
+        for name in self.apps:
+            answers = self.host(name).run(f"systemctl is-active {' '.join(surplus)}").stdout
+            found += [
+                f"{name} {unit}"
+                for unit, state in zip(surplus, answers.split(), strict=True)
+                if state != "inactive"
+            ]
+        return found
+
+    def enabled(self, name: str, units: list[str]) -> dict[str, str]:
+        """systemctl is-enabled of each unit."""
+        answers = self.host(name).run(f"systemctl is-enabled {' '.join(units)}").stdout.split()
+        return dict(zip(units, answers, strict=True))
+
+    def unit_transitions(self, name: str, since: float) -> list[tuple[float, str, str]]:
+        """(time, unit, "stopping" | "started") of the consumers since ``since`` (epoch), from
+        systemd's own messages: a notify unit is "started" once it sent READY=1."""
+        journal = self.run(
+            name,
+            f"journalctl --no-pager --output json --since @{int(since)} "
+            f"MESSAGE_ID={_STOPPING} MESSAGE_ID={_STARTED}",
+        )
+        transitions = []
+        for line in journal.splitlines():
+            entry = json.loads(line)
+            unit = entry.get("UNIT", "")
+            if unit.startswith("kafka-consumer@"):
+                kind = "stopping" if entry["MESSAGE_ID"] == _STOPPING else "started"
+                transitions.append((int(entry["__REALTIME_TIMESTAMP"]) / 1e6, unit, kind))
+        return sorted(transitions)
 
     def wait_recovered(self, since: float) -> float:
         """Seconds from ``since`` (monotonic) until every unit is active, no partition is
@@ -145,6 +203,28 @@ class Pipeline:
                 return time.monotonic() - since
             time.sleep(POLL_S)
         pytest.fail(f"not recovered within {RECOVERY_TIMEOUT_S} s: {why}")
+
+    def wait_restarted(self, name: str, unit: str, restarts: int) -> float:
+        """Seconds until systemd restarted ``unit`` after a failure more than ``restarts`` times."""
+        started = time.monotonic()
+        deadline = started + RECOVERY_TIMEOUT_S
+        while self.restarts(name, [unit])[unit] <= restarts:
+            if time.monotonic() > deadline:
+                pytest.fail(f"{name} {unit} did not fail within {RECOVERY_TIMEOUT_S} s")
+            time.sleep(POLL_S)
+        return time.monotonic() - started
+
+    def at_least_once_window(self) -> int:
+        """Messages the app hosts' producers send between two automatic commits of a consumer:
+        what a consumer that stops cleanly may at most process again."""
+        total = 0.0
+        for name in self.apps:
+            settings = json.loads(self.run(name, f"{APP} config --json"))
+            rate = settings["producer"]["rate"]
+            # As fast as possible has no bound to hold the consumers to.
+            assert rate > 0, f"{name}: the suite needs a producer rate (kafka_app_producer_rate)"
+            total += rate * settings["consumer"]["auto_commit_interval_ms"]
+        return int(total / 1000)
 
     def wait_lag_zero(self) -> float:
         """Seconds until the group has committed every partition's log end offset."""
@@ -204,6 +284,16 @@ class Pipeline:
     def connect(self, name: str) -> None:
         docker("network", "connect", self.network, name)
 
+    def make_data_dir_unwritable(self, name: str) -> str:
+        """The broker's data directory refuses new files, as a failing disk remounted read-only
+        would (files already open stay writable); returns its mode, to restore it with."""
+        mode = self.run(name, f"stat -c %a {DATA_DIR}").strip()
+        self.run(name, f"chmod a-w {DATA_DIR}")
+        return mode
+
+    def restore_data_dir(self, name: str, mode: str) -> None:
+        self.run(name, f"chmod {mode} {DATA_DIR}")
+
     def restart_container(self, name: str) -> None:
         """The whole host rebooted: systemd stops every unit in order, then boots them all."""
         docker("restart", "--time", "120", name)
@@ -249,16 +339,19 @@ class Pipeline:
         assert result.rc in (0, 1), result.stderr[-3000:]
         return json.loads(result.stdout)
 
-    def processed(self, script: str, producers: list[str]) -> dict[str, int]:
-        """{producer: distinct sequence numbers the consumers of all app hosts processed}, from
-        their records (``script`` is record_summary.py)."""
+    def processed(self, script: str, producers: list[str]) -> dict[str, tuple[int, int]]:
+        """{producer: (distinct sequence numbers processed, records processed)} over the
+        consumers of all app hosts, from their records (``script`` is record_summary.py); the
+        difference is what was processed more than once."""
         ranges: dict[str, list] = {producer: [] for producer in producers}
+        records = dict.fromkeys(producers, 0)
         for name in self.apps:
             docker("cp", script, f"{name}:/root/record_summary.py")
             command = f"python3 /root/record_summary.py {RECORD_DIR} {' '.join(producers)}"
             for producer, found in json.loads(self.run(name, command)).items():
-                ranges[producer].extend(found)
-        return {producer: covered(found) for producer, found in ranges.items()}
+                ranges[producer].extend(found["ranges"])
+                records[producer] += found["records"]
+        return {producer: (covered(ranges[producer]), records[producer]) for producer in producers}
 
 
 def covered(ranges: list[list[int]]) -> int:

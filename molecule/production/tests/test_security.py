@@ -155,6 +155,8 @@ def test_secrets_are_readable_by_the_kafka_group_only_and_not_on_command_lines(n
     for path in ("/etc/kafka/kafka-server-jaas.conf", "/etc/kafka/admin-client.properties"):
         secret = node.file(path)
         assert (secret.user, secret.group, secret.mode) == ("root", "cp-kafka", 0o640), path
+    key_store = node.file("/etc/kafka/tls/keystore.pem")
+    assert (key_store.user, key_store.mode) == ("cp-kafka", 0o600)
     assert not node.file("/etc/kafka/format.args").exists
     assert "password" not in node.file("/etc/kafka/server.properties").content_string
     assert "password" not in node.run("ps -eo args").stdout
@@ -169,3 +171,25 @@ def test_kafka_micro_config_shows_the_login_but_not_the_password(app_host):
     assert "kafka-micro-consumer" in shown
     for password in passwords:
         assert password not in shown
+
+
+def test_no_password_is_in_any_journal_or_kafka_log(app_host):
+    """Every password the roles rendered (the brokers', the admin's, the app's users') is looked
+    for in the whole journal and Kafka's own logs of every host, after everything that logs."""
+    passwords = json.loads(
+        app_host.check_output(f"{APP_PYTHON} -c {shlex.quote(READ_PASSWORDS)} {APP_CONFIG}")
+    )
+    node = testinfra.get_host(f"ansible://{KAFKA_HOSTS[0]}", ansible_inventory=INVENTORY)
+    for path, pattern in (
+        ("/etc/kafka/kafka-server-jaas.conf", r'password="\K[^"]+'),
+        ("/etc/kafka/admin-client.properties", r'password="\K[^"]+'),
+    ):
+        passwords += node.check_output(f"grep -oP '{pattern}' {path}").split()
+    assert len(set(passwords)) == 4, "expected the broker, admin, producer and consumer passwords"
+    patterns = " ".join(f"-e {shlex.quote(password)}" for password in set(passwords))
+    for name in [*KAFKA_HOSTS, *APP_HOSTS]:
+        host = testinfra.get_host(f"ansible://{name}", ansible_inventory=INVENTORY)
+        logs = "journalctl --no-pager --output cat; cat /var/log/kafka/* 2>/dev/null"
+        found = host.run(f"({logs}) | grep -c -F {patterns}")
+        # grep -c prints 0 and exits 1 when nothing matches.
+        assert found.stdout.strip() == "0", f"{name}: {found.stdout.strip()} lines hold a password"

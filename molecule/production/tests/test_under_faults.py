@@ -24,13 +24,25 @@ import time
 from pathlib import Path
 
 import pytest
-from faults import CONSUMER_UNITS, PRODUCER_UNIT, Pipeline, Scenario
+from faults import (
+    BROKER_UNIT,
+    CONSUMER_UNITS,
+    INSTANCES,
+    MAX_INSTANCES,
+    PRODUCER_UNIT,
+    Pipeline,
+    Scenario,
+    consumer_units,
+)
+from siteplay import run_site
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 ARTIFACTS = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / ".ci-logs"
 NETWORK = "kafka-micro-production"
 ROUNDS = int(os.environ.get("FAULT_ROUNDS", "5"))
-SELECTED = os.environ.get("FAULT_SCENARIOS", "bounce,hard-bounce,pause,kill,cut,reboot").split(",")
+SELECTED = os.environ.get(
+    "FAULT_SCENARIOS", "bounce,hard-bounce,pause,kill,cut,reboot,disk,scale,app-config"
+).split(",")
 pytestmark = pytest.mark.skipif(
     SELECTED == [""], reason="FAULT_SCENARIOS is empty: no fault scenario selected"
 )
@@ -38,6 +50,15 @@ pytestmark = pytest.mark.skipif(
 LOAD_S = 10
 PAUSE_S = 20
 CUT_S = 60
+# How long the pipeline runs on two brokers while the third one's disk refuses writes.
+BROKEN_DISK_S = 30
+# Consumers per app host, step by step: fewer, then more, then as deployed.
+SCALE_STEPS = (3, MAX_INSTANCES, INSTANCES)
+# A consumer setting changed and changed back, so that the consumers roll twice.
+CONSUMER_SETTING = "kafka_app_consumer_batch_timeout_s"
+CONSUMER_SETTING_VALUES = (0.5, 1.0)
+# Day-2 changes run site.yml on these hosts only: the brokers are not what changes.
+APP_LIMIT = "kafka_app:monitoring"
 SCENARIOS: list[Scenario] = []
 
 
@@ -178,6 +199,89 @@ def test_whole_hosts_rebooted(pipeline):
     )
 
 
+def test_a_broker_whose_data_directory_became_unwritable(pipeline):
+    selected("disk")
+    halted = {}
+
+    def inject():
+        broken = pipeline.busiest_leader()
+        before = pipeline.restarts(broken, [BROKER_UNIT])[BROKER_UNIT]
+        mode = pipeline.make_data_dir_unwritable(broken)
+        # Kafka takes its only data directory offline at its next checkpoint and halts; systemd
+        # restarts it, and it halts again as long as the directory refuses writes.
+        halted["s"] = pipeline.wait_restarted(broken, BROKER_UNIT, before)
+        halted["log"] = pipeline.run(broken, "grep -h 'log dirs' /var/log/kafka/server.log*")
+        time.sleep(BROKEN_DISK_S)
+        # The disk is repaired; the next restart systemd makes finds it writable again.
+        pipeline.restore_data_dir(broken, mode)
+        yield time.monotonic()
+
+    scenario = run_scenario(
+        pipeline,
+        "data directory unwritable",
+        f"a broker's data directory read-only for {BROKEN_DISK_S} s after it halted, then repaired",
+        inject,
+    )
+    scenario.fault += f" (halted {halted['s']:.0f} s after the directory became read-only)"
+    assert "have failed" in halted["log"], halted["log"][-2000:]
+
+
+def test_consumers_scaled_down_and_up_under_load(pipeline):
+    selected("scale")
+
+    def inject():
+        for instances in SCALE_STEPS:
+            result = run_site(
+                "--limit", APP_LIMIT, "-e", json.dumps({"kafka_app_consumer_instances": instances})
+            )
+            assert result.returncode == 0, result.stdout[-4000:]
+            pipeline.instances = instances
+            for name in pipeline.apps:
+                enabled = pipeline.enabled(name, consumer_units(MAX_INSTANCES))
+                expected = {unit: "enabled" for unit in consumer_units(instances)}
+                assert {u: s for u, s in enabled.items() if s == "enabled"} == expected, enabled
+            yield time.monotonic()
+
+    scenario = run_scenario(
+        pipeline,
+        "consumers scaled",
+        f"kafka_app_consumer_instances {INSTANCES} -> {' -> '.join(map(str, SCALE_STEPS))}",
+        inject,
+    )
+    scenario.graceful = True
+
+
+def test_an_app_configuration_change_rolls_each_hosts_consumers_one_at_a_time(pipeline):
+    selected("app-config")
+    rolls = []
+
+    def inject():
+        for value in CONSUMER_SETTING_VALUES:
+            started = time.time()
+            result = run_site("--limit", APP_LIMIT, "-e", json.dumps({CONSUMER_SETTING: value}))
+            assert result.returncode == 0, result.stdout[-4000:]
+            rolls.extend((name, pipeline.unit_transitions(name, started)) for name in pipeline.apps)
+            yield time.monotonic()
+
+    scenario = run_scenario(
+        pipeline,
+        "app configuration changed",
+        f"{CONSUMER_SETTING} {' then '.join(map(str, CONSUMER_SETTING_VALUES))}: site.yml",
+        inject,
+    )
+    scenario.graceful = True
+    for name, transitions in rolls:
+        down: set[str] = set()
+        for _, unit, kind in transitions:
+            if kind == "stopping":
+                down.add(unit)
+                assert len(down) == 1, (name, sorted(down), transitions)
+            else:
+                down.discard(unit)
+        restarted = {unit for _, unit, kind in transitions if kind == "started"}
+        assert restarted == set(CONSUMER_UNITS), (name, transitions)
+
+
 def test_every_acknowledged_message_was_processed_once_in_order_and_offsets_never_fell(pipeline):
     assert SCENARIOS, "no scenario ran"
     report = pipeline.verify()
@@ -185,16 +289,21 @@ def test_every_acknowledged_message_was_processed_once_in_order_and_offsets_neve
     acked = {p["producer"]: p for p in report["acked"]["producers"]}
     ids = [producer for scenario in SCENARIOS for producer in scenario.producers]
     processed = pipeline.processed(str(SHARED / "record_summary.py"), ids)
+    window = pipeline.at_least_once_window()
     rows = []
     for scenario in SCENARIOS:
-        totals = dict.fromkeys(("acknowledged", "found", "processed", "lost", "duplicated"), 0)
+        totals = dict.fromkeys(
+            ("acknowledged", "found", "processed", "processed_again", "lost", "duplicated"), 0
+        )
         for producer in scenario.producers:
             assert producer in acked, f"{scenario.name}: {producer} left no ledger"
             totals["acknowledged"] += acked[producer]["acknowledged"]
             totals["lost"] += acked[producer]["lost"]
             totals["found"] += found.get(producer, {}).get("count", 0)
             totals["duplicated"] += found.get(producer, {}).get("duplicates", 0)
-            totals["processed"] += processed[producer]
+            distinct, records = processed[producer]
+            totals["processed"] += distinct
+            totals["processed_again"] += records - distinct
         rows.append(
             {
                 "scenario": scenario.name,
@@ -202,11 +311,12 @@ def test_every_acknowledged_message_was_processed_once_in_order_and_offsets_neve
                 **totals,
                 "recovery_s": round(scenario.recovery_s, 1),
                 "lag_zero_s": round(scenario.lag_zero_s, 1),
+                "graceful": scenario.graceful,
             }
         )
     samples = pipeline.committed_offset_samples()
     fell = committed_offsets_that_fell(samples)
-    write_table(rows, fell, len(samples))
+    write_table(rows, fell, len(samples), window)
 
     for row in rows:
         assert row["lost"] == 0, row
@@ -214,6 +324,10 @@ def test_every_acknowledged_message_was_processed_once_in_order_and_offsets_neve
         assert row["acknowledged"] > 0, row
         # Each message in the topic (acknowledged ones and any of the unacknowledged tail).
         assert row["processed"] == row["found"] - row["duplicated"], row
+        if row["graceful"]:
+            # Stopped consumers commit what they processed: anything read again must fit in
+            # what the whole pipeline sends between two automatic commits.
+            assert row["processed_again"] <= window, (row, window)
     assert report["out_of_order"] == 0
     assert samples, "no committed offsets were sampled"
     assert not fell, fell
@@ -231,19 +345,22 @@ def committed_offsets_that_fell(samples):
     return fell
 
 
-def write_table(rows, fell, samples):
+def write_table(rows, fell, samples, window):
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "faults.json").write_text(json.dumps(rows, indent=2))
     lines = [
-        "| scenario | fault | acknowledged | in the topic | processed | lost | duplicated "
-        "| recovered after | lag 0 after |",
-        "| :--- | :--- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| scenario | fault | acknowledged | in the topic | processed | processed again | lost "
+        "| duplicated | recovered after | lag 0 after |",
+        "| :--- | :--- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     lines += [
         f"| {r['scenario']} | {r['fault']} | {r['acknowledged']} | {r['found']} "
-        f"| {r['processed']} | {r['lost']} | {r['duplicated']} | {r['recovery_s']} s "
-        f"| {r['lag_zero_s']} s |"
+        f"| {r['processed']} | {r['processed_again']} | {r['lost']} | {r['duplicated']} "
+        f"| {r['recovery_s']} s | {r['lag_zero_s']} s |"
         for r in rows
     ]
     lines.append(f"\nCommitted offsets sampled {samples} times; moved backwards: {len(fell)}.")
+    lines.append(
+        f"At-least-once window (messages between two automatic commits, whole pipeline): {window}."
+    )
     (ARTIFACTS / "faults.md").write_text("\n".join(lines) + "\n")
