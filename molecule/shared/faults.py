@@ -22,6 +22,7 @@ PRODUCER_UNIT = "kafka-producer.service"
 # The most consumer instances per app host a scenario scales to.
 MAX_INSTANCES = 8
 DATA_DIR = "/var/lib/kafka/data"
+KAFKA_INSTALL_ROOT = "/opt/confluent"
 STATE_DIR = "/var/lib/kafka-micro"
 LEDGER_DIR = f"{STATE_DIR}/acked"
 RECORD_DIR = f"{STATE_DIR}/record"
@@ -274,9 +275,16 @@ class Pipeline:
         """SIGKILL the units' processes; systemd restarts them as after any crash."""
         self.run(name, f"systemctl kill --signal=SIGKILL {' '.join(units)}")
 
+    def broker_pid(self, name: str) -> str:
+        return self.run(name, f"systemctl show --property=MainPID --value {BROKER_UNIT}").strip()
+
+    def kafka_release(self, name: str) -> str:
+        """The Confluent release the node's ``current`` install links to (confluent-VERSION)."""
+        target = self.run(name, f"readlink {KAFKA_INSTALL_ROOT}/current").strip()
+        return target.rstrip("/").rsplit("/", 1)[-1].removeprefix("confluent-")
+
     def signal_broker(self, name: str, signal: str) -> None:
-        pid = self.run(name, f"systemctl show --property=MainPID --value {BROKER_UNIT}").strip()
-        self.run(name, f"kill -{signal} {pid}")
+        self.run(name, f"kill -{signal} {self.broker_pid(name)}")
 
     def disconnect(self, name: str) -> None:
         docker("network", "disconnect", self.network, name)

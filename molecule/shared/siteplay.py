@@ -1,6 +1,7 @@
 """Runs playbooks/site.yml against the molecule instances, as the converge step does."""
 
 import os
+import re
 import subprocess
 
 INVENTORY = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "inventory")
@@ -33,4 +34,18 @@ def start_site(*args):
         stderr=subprocess.DEVNULL,
         env=PLAIN_OUTPUT,
         start_new_session=True,
+    )
+
+
+def rolled_one_at_a_time(output, nodes):
+    """Whether a site.yml run's output restarted each of ``nodes`` once, each followed by its
+    health wait before the next restart (confluent_kafka's rolling restart)."""
+    names = "|".join(map(re.escape, nodes))
+    steps = re.findall(rf"(Restart Kafka on|node) ({names})\]", output)
+    restarts = [node for kind, node in steps if kind == "Restart Kafka on"]
+    if sorted(restarts) != sorted(nodes):
+        return False
+    return all(
+        steps.index(("node", node)) == steps.index(("Restart Kafka on", node)) + 1
+        for node in restarts
     )

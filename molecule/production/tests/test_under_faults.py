@@ -20,6 +20,7 @@ others reported as skipped; empty, none (CI: the suite does not fit in its time)
 
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -34,14 +35,14 @@ from faults import (
     Scenario,
     consumer_units,
 )
-from siteplay import run_site
+from siteplay import rolled_one_at_a_time, run_site
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 ARTIFACTS = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / ".ci-logs"
 NETWORK = "kafka-micro-production"
 ROUNDS = int(os.environ.get("FAULT_ROUNDS", "5"))
 SELECTED = os.environ.get(
-    "FAULT_SCENARIOS", "bounce,hard-bounce,pause,kill,cut,reboot,disk,scale,app-config"
+    "FAULT_SCENARIOS", "bounce,hard-bounce,pause,kill,cut,reboot,disk,scale,app-config,upgrade"
 ).split(",")
 pytestmark = pytest.mark.skipif(
     SELECTED == [""], reason="FAULT_SCENARIOS is empty: no fault scenario selected"
@@ -59,6 +60,10 @@ CONSUMER_SETTING = "kafka_app_consumer_batch_timeout_s"
 CONSUMER_SETTING_VALUES = (0.5, 1.0)
 # Day-2 changes run site.yml on these hosts only: the brokers are not what changes.
 APP_LIMIT = "kafka_app:monitoring"
+# The release a rolling upgrade comes from: `archive/build --release previous` makes its archive.
+PREVIOUS_RELEASE = "8.0.0"
+CURRENT_RELEASE = "8.0.3"
+PROJECT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
 SCENARIOS: list[Scenario] = []
 
 
@@ -280,6 +285,55 @@ def test_an_app_configuration_change_rolls_each_hosts_consumers_one_at_a_time(pi
                 down.discard(unit)
         restarted = {unit for _, unit, kind in transitions if kind == "started"}
         assert restarted == set(CONSUMER_UNITS), (name, transitions)
+
+
+def test_kafka_downgraded_only_when_forced_then_upgraded_one_node_at_a_time(pipeline):
+    """The brokers go to the previous release (refused until forced) and back to the current
+    one, each time one node at a time behind the health check, under load."""
+    selected("upgrade")
+    subprocess.run(
+        [str(PROJECT / "archive" / "build"), "--release", "previous"],
+        check=True,
+        capture_output=True,
+        timeout=1800,
+    )
+    consumers_before = {name: pipeline.restarts(name, CONSUMER_UNITS) for name in pipeline.apps}
+    refused_pids = {name: pipeline.broker_pid(name) for name in pipeline.brokers}
+    refused = run_site("--limit", "kafka", "-e", f"confluent_kafka_version={PREVIOUS_RELEASE}")
+    assert refused.returncode != 0
+    assert "confluent_kafka_allow_downgrade" in refused.stdout, refused.stdout[-4000:]
+    # Refused before anything changed: the same release, the same processes.
+    assert {name: pipeline.kafka_release(name) for name in pipeline.brokers} == dict.fromkeys(
+        pipeline.brokers, CURRENT_RELEASE
+    )
+    assert {name: pipeline.broker_pid(name) for name in pipeline.brokers} == refused_pids
+
+    def inject():
+        for release, extra in (
+            (PREVIOUS_RELEASE, {"confluent_kafka_allow_downgrade": True}),
+            (CURRENT_RELEASE, {}),
+        ):
+            result = run_site(
+                "--limit", "kafka", "-e", json.dumps({"confluent_kafka_version": release, **extra})
+            )
+            assert result.returncode == 0, result.stdout[-4000:]
+            assert rolled_one_at_a_time(result.stdout, pipeline.brokers), result.stdout[-4000:]
+            assert {name: pipeline.kafka_release(name) for name in pipeline.brokers} == (
+                dict.fromkeys(pipeline.brokers, release)
+            )
+            yield time.monotonic()
+
+    scenario = run_scenario(
+        pipeline,
+        "Kafka downgraded and upgraded",
+        f"site.yml: {CURRENT_RELEASE} -> {PREVIOUS_RELEASE} (forced) -> {CURRENT_RELEASE}, rolling",
+        inject,
+    )
+    scenario.graceful = True
+    # No consumer error: none of them exited meanwhile.
+    assert {name: pipeline.restarts(name, CONSUMER_UNITS) for name in pipeline.apps} == (
+        consumers_before
+    )
 
 
 def test_every_acknowledged_message_was_processed_once_in_order_and_offsets_never_fell(pipeline):
