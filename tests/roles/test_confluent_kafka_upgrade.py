@@ -2,8 +2,8 @@
 
 The role's checks (preflight.yml) and its switch of installs (switch.yml) run against install
 roots in a temporary directory, whose ``confluent-<version>`` directories stand for unpacked
-archives: a change of version moves ``current``, keeps the install it leaves as ``previous`` and
-removes older ones.
+archives: a downgrade is refused before anything changes unless it is allowed, and a change of
+version moves ``current``, keeps the install it leaves as ``previous`` and removes older ones.
 """
 
 import json
@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from playbookrun import run_playbook
 
 PLAY = (
@@ -93,6 +94,89 @@ def changed(result: subprocess.CompletedProcess[str], host: str) -> int:
 
 def links(root: Path) -> dict[str, str]:
     return {link.name: link.readlink().name for link in root.iterdir() if link.is_symlink()}
+
+
+def test_a_downgrade_is_refused_naming_both_versions_and_the_variable(tmp_path):
+    root = install_root(tmp_path, "kafka-1", ["8.0.0", "8.0.3"], current="8.0.3")
+
+    result = run_role(tmp_path, one_host(root, "8.0.0"))
+
+    assert result.returncode != 0
+    text = output(result)
+    assert "kafka-1 has Confluent Platform 8.0.3 installed" in text, text[-3000:]
+    assert "newer than confluent_kafka_version 8.0.0: refusing to downgrade" in text
+    assert "-e confluent_kafka_allow_downgrade=true" in text
+    assert links(root) == {"current": "confluent-8.0.3"}
+
+
+def test_a_refused_downgrade_stops_every_host(tmp_path):
+    older = install_root(tmp_path, "kafka-1", ["8.0.0", "8.0.3"], current="8.0.3")
+    newer = install_root(tmp_path, "kafka-2", ["8.0.0"], current="8.0.0")
+    hosts = {
+        "kafka-1": {"confluent_kafka_install_root": str(older)},
+        "kafka-2": {"confluent_kafka_install_root": str(newer)},
+    }
+
+    result = run_role(tmp_path, hosts, {"confluent_kafka_version": "8.0.0"})
+
+    assert result.returncode != 0
+    assert "refusing to downgrade" in output(result)
+    assert "Switch the installs" not in result.stdout
+    assert links(older) == {"current": "confluent-8.0.3"}
+    assert links(newer) == {"current": "confluent-8.0.0"}
+
+
+@pytest.mark.parametrize(
+    "allow",
+    [
+        pytest.param({"confluent_kafka_allow_downgrade": True}, id="bool"),
+        pytest.param({"confluent_kafka_allow_downgrade": "true"}, id="string-from-key=value"),
+    ],
+)
+def test_an_allowed_downgrade_warns_and_keeps_the_newer_install(tmp_path, allow):
+    root = install_root(tmp_path, "kafka-1", ["8.0.0", "8.0.3"], current="8.0.3")
+
+    result = run_role(tmp_path, one_host(root, "8.0.0"), allow)
+
+    assert result.returncode == 0, output(result)[-3000:]
+    assert "WARNING: downgrading Confluent Platform on kafka-1 from 8.0.3 to 8.0.0" in output(
+        result
+    )
+    assert links(root) == {"current": "confluent-8.0.0", "previous": "confluent-8.0.3"}
+
+
+@pytest.mark.parametrize(
+    ("installed", "wanted"),
+    [
+        ("8.0.3", "8.0.3"),
+        ("8.0.0", "8.0.3"),
+        ("8.0.9", "8.0.10"),
+        ("8.0.10", "8.1.0"),
+        (None, "8.0.3"),
+    ],
+)
+def test_the_same_version_an_upgrade_or_a_new_host_passes_without_warning(
+    tmp_path, installed, wanted
+):
+    root = install_root(
+        tmp_path, "kafka-1", [wanted, *([installed] if installed else [])], installed
+    )
+
+    result = run_role(tmp_path, one_host(root, wanted))
+
+    assert result.returncode == 0, output(result)[-3000:]
+    assert "WARNING: downgrading" not in result.stdout
+    assert links(root)["current"] == f"confluent-{wanted}"
+
+
+@pytest.mark.parametrize(("installed", "wanted"), [("8.0.10", "8.0.9"), ("8.1.0", "8.0.10")])
+def test_versions_compare_by_number_not_by_text(tmp_path, installed, wanted):
+    root = install_root(tmp_path, "kafka-1", [installed, wanted], current=installed)
+
+    result = run_role(tmp_path, one_host(root, wanted))
+
+    assert result.returncode != 0
+    assert f"Confluent Platform {installed} installed" in output(result)
 
 
 def test_a_version_change_keeps_one_install_back_and_removes_older_ones(tmp_path):
