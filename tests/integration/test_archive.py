@@ -124,6 +124,44 @@ def test_build_is_reproducible_and_cached(kafka_archive, tmp_path):
     assert again.stdout == fresh.stdout
 
 
+def test_previous_release_is_another_kafka_in_the_same_layout(tmp_path):
+    """The archive a rolling upgrade starts from (molecule's upgrade test installs it)."""
+    build_dir = Path(os.environ.get("ARCHIVE_BUILD_DIR", REPO_ROOT / "build"))
+    build = [str(REPO_ROOT / "archive" / "build"), "--release", "previous", str(build_dir)]
+    built = subprocess.run(build, capture_output=True, text=True, timeout=600, check=False)
+    assert built.returncode == 0, built.stderr
+    tarball = build_dir / "confluent-community-8.0.0.tar.gz"
+    assert built.stdout.strip() == hashlib.sha256(tarball.read_bytes()).hexdigest()
+
+    with tarfile.open(tarball) as archive:
+        archive.extractall(tmp_path, filter="tar")
+    (home,) = tmp_path.iterdir()
+    assert home.name == "confluent-8.0.0"
+    jars = {jar.name for jar in (home / "share/java/kafka").iterdir()}
+    assert {"kafka_2.13-4.0.0.jar", "jackson-dataformat-yaml-2.16.2.jar"} <= jars
+    assert not [jar for jar in jars if "4.0.2" in jar]
+    assert sorted(path.name for path in (home / "bin").iterdir()) == sorted(
+        path.name for path in (REPO_ROOT / "archive" / "bin").iterdir()
+    )
+    assert (home / METRICS_AGENT_JAR).is_file()
+    version = run_tool(home, "kafka-topics", "--version")
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.strip().startswith("4.0.0")
+
+
+def test_build_refuses_an_unknown_release(tmp_path):
+    refused = subprocess.run(
+        [str(REPO_ROOT / "archive" / "build"), "--release", "8.0.1", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "--release current|previous" in refused.stderr
+    assert not list(tmp_path.iterdir())
+
+
 def test_launcher_finds_its_install_through_a_symlink(kafka_home, tmp_path):
     link = tmp_path / "kafka-topics"
     link.symlink_to(kafka_home / "bin" / "kafka-topics")
