@@ -59,16 +59,23 @@ class ClientErrors:
             if self._stop is not None:
                 self._stop.event.set()
             return
-        if (
-            self._kind in {"verify", "dead-letter-reader"}
-            and error.code() == KafkaError.GROUP_AUTHORIZATION_FAILED
-        ):
-            # These read without joining their throwaway group, but librdkafka still looks up
-            # the group's coordinator, which a principal with no rights on that group is refused.
+        if group_lookup_refused(self._kind, error):
             log.debug("kafka: %s (%s needs no group)", error.str(), self._kind)
             return
         log.warning("kafka: %s", error.str())
         self.access.saw(error)
+
+
+def group_lookup_refused(kind: ClientKind, error: KafkaError) -> bool:
+    """Whether ``error`` only says a group-less reader may not use its throwaway group.
+
+    Readers of ``kind`` verify and dead-letter-reader join no group, but librdkafka still looks
+    up their group's coordinator, which a principal with no rights on that group is refused.
+    """
+    return (
+        kind in {"verify", "dead-letter-reader"}
+        and error.code() == KafkaError.GROUP_AUTHORIZATION_FAILED
+    )
 
 
 def client_config(

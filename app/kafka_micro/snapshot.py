@@ -19,7 +19,13 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from confluent_kafka.admin._metadata import ClusterMetadata
 
 from kafka_micro.access import BrokerAccessError, await_brokers, denied
-from kafka_micro.clients import ClientErrors, ClientKind, client_config, create_client
+from kafka_micro.clients import (
+    ClientErrors,
+    ClientKind,
+    client_config,
+    create_client,
+    group_lookup_refused,
+)
 from kafka_micro.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -40,7 +46,7 @@ def open_snapshot(settings: Settings, kind: ClientKind, topic: str) -> Iterator[
             errors.access,
             settings.connect_timeout_s,
         )
-        yield TopicSnapshot(consumer, topic, metadata)
+        yield TopicSnapshot(consumer, kind, topic, metadata)
     finally:
         consumer.close()
 
@@ -52,8 +58,11 @@ class TopicSnapshot:
     removed their first messages) is known once ``batches`` has begun.
     """
 
-    def __init__(self, consumer: Consumer, topic: str, metadata: ClusterMetadata) -> None:
+    def __init__(
+        self, consumer: Consumer, kind: ClientKind, topic: str, metadata: ClusterMetadata
+    ) -> None:
         self._consumer = consumer
+        self._kind = kind
         self._topic = topic
         self.partitions = self._partitions(metadata)
         self.truncated: list[int] = []
@@ -111,6 +120,8 @@ class TopicSnapshot:
             if error is not None or partition is None or offset is None:
                 if error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
                     raise BrokerAccessError(denied(error))
+                if error is not None and group_lookup_refused(self._kind, error):
+                    continue
                 log.warning("read error on partition %s: %s", partition, error)
                 continue
             end = ends.get(partition)
