@@ -74,6 +74,20 @@ def names(cert: x509.Certificate) -> list[str]:
     return sorted(f"{kinds[type(name)]}:{name.value}" for name in alt)
 
 
+def write_pem(
+    cert: x509.Certificate, key: ec.EllipticCurvePrivateKey, cert_path: Path, key_path: Path
+) -> tuple[Path, Path]:
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
 def own_ca(tmp_path: Path, days: int) -> tuple[Path, Path]:
     """A CA of the operator's, valid for ``days`` (negative: expired)."""
     key = ec.generate_private_key(ec.SECP256R1())
@@ -90,16 +104,27 @@ def own_ca(tmp_path: Path, days: int) -> tuple[Path, Path]:
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .sign(key, hashes.SHA256())
     )
-    cert_path, key_path = tmp_path / "operator-ca.crt", tmp_path / "operator-ca.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+    return write_pem(cert, key, tmp_path / "operator-ca.crt", tmp_path / "operator-ca.key")
+
+
+def own_node_pair(tmp_path: Path, ca: tuple[Path, Path], name: str, days: int) -> tuple[Path, Path]:
+    """A node certificate and key that the operator's PKI issued, signed by ``ca``, valid for
+    ``days`` (negative: expired)."""
+    ca_key = serialization.load_pem_private_key(ca[1].read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(certificate(ca[0]).subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=400))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .sign(ca_key, hashes.SHA256())
     )
-    return cert_path, key_path
+    return write_pem(cert, key, tmp_path / f"{name}.crt", tmp_path / f"{name}.key")
 
 
 def test_each_node_gets_a_certificate_for_its_names_signed_by_the_cluster_ca(
@@ -181,6 +206,71 @@ def test_bad_operator_files_are_refused_before_anything_is_written(
     result = run_role(tmp_path, *extra)
     assert result.returncode != 0
     assert variable in result.stdout, result.stdout[-3000:]
+    assert message in result.stdout, result.stdout[-3000:]
+    assert not (tmp_path / "hosts").exists()
+    assert not (tmp_path / "pki").exists()
+
+
+def test_the_operators_node_certificate_and_key_are_installed_as_they_are(
+    tmp_path: Path,
+) -> None:
+    ca_cert, _ = ca = own_ca(tmp_path, days=3650)
+    host_cert, host_key = own_node_pair(tmp_path, ca, "node", days=365)
+    converge(
+        tmp_path,
+        f"kafka_tls_ca_cert_src={ca_cert}",
+        f"kafka_tls_host_cert_src={host_cert}",
+        f"kafka_tls_host_key_src={host_key}",
+    )
+    for node in NODES:
+        host_dir = tmp_path / "hosts" / node
+        assert (host_dir / "host.crt").read_bytes() == host_cert.read_bytes()
+        assert (host_dir / "keystore.pem").read_text() == (
+            f"{host_key.read_text().rstrip()}\n{host_cert.read_text().rstrip()}\n"
+        )
+    assert not (tmp_path / "pki" / "ca.key").exists()
+    assert not (tmp_path / "pki" / "hosts").exists()
+
+
+@pytest.mark.parametrize(
+    ("case", "variable", "message"),
+    [
+        (
+            "key of another node",
+            "kafka_tls_host_key_src",
+            "the key does not belong to the certificate",
+        ),
+        ("expired node certificate", "kafka_tls_host_cert_src", "the certificate expired on"),
+        (
+            "certificate without its key",
+            "kafka_tls_host_cert_src",
+            "is set without kafka_tls_host_key_src",
+        ),
+        (
+            "key without its certificate",
+            "kafka_tls_host_key_src",
+            "is set without kafka_tls_host_cert_src",
+        ),
+    ],
+)
+def test_bad_operator_node_files_are_refused_before_anything_is_written(
+    tmp_path: Path, case: str, variable: str, message: str
+) -> None:
+    ca_cert, ca_key = ca = own_ca(tmp_path, days=3650)
+    host_cert, host_key = own_node_pair(
+        tmp_path, ca, "node", days=-1 if case == "expired node certificate" else 365
+    )
+    if case == "key of another node":
+        _, host_key = own_node_pair(tmp_path, ca, "other-node", days=365)
+    # With the CA's key the role could sign a certificate itself: only the pair rule applies.
+    extra = [f"kafka_tls_ca_cert_src={ca_cert}", f"kafka_tls_ca_key_src={ca_key}"]
+    if case != "key without its certificate":
+        extra.append(f"kafka_tls_host_cert_src={host_cert}")
+    if case != "certificate without its key":
+        extra.append(f"kafka_tls_host_key_src={host_key}")
+    result = run_role(tmp_path, *extra)
+    assert result.returncode != 0
+    assert f"{variable} (" in result.stdout, result.stdout[-3000:]
     assert message in result.stdout, result.stdout[-3000:]
     assert not (tmp_path / "hosts").exists()
     assert not (tmp_path / "pki").exists()
