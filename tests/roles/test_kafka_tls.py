@@ -41,12 +41,19 @@ def run_role(tmp_path: Path, *extra_vars: str) -> subprocess.CompletedProcess[st
         }
     }
     (tmp_path / "hosts.json").write_text(json.dumps(inventory))
+    # As the calling roles do: the checks in their preflight, the role in their configure phase.
     (tmp_path / "play.yml").write_text(
         "- name: Install the cluster's TLS material\n"
         "  hosts: kafka\n"
         "  gather_facts: false\n"
-        "  roles:\n"
-        "    - role: kafka_tls\n"
+        "  tasks:\n"
+        "    - name: Check the operator's files\n"
+        "      ansible.builtin.include_role:\n"
+        "        name: kafka_tls\n"
+        "        tasks_from: preflight\n"
+        "    - name: Install the TLS material\n"
+        "      ansible.builtin.include_role:\n"
+        "        name: kafka_tls\n"
     )
     pki = f"kafka_tls_pki_dir={tmp_path / 'pki'}"
     return run_playbook(tmp_path / "hosts.json", tmp_path / "play.yml", pki, *extra_vars)
@@ -274,3 +281,46 @@ def test_bad_operator_node_files_are_refused_before_anything_is_written(
     assert message in result.stdout, result.stdout[-3000:]
     assert not (tmp_path / "hosts").exists()
     assert not (tmp_path / "pki").exists()
+
+
+@pytest.mark.parametrize("role", ["confluent_kafka", "kafka_app", "kafka_status_page"])
+def test_each_role_that_installs_tls_files_refuses_bad_ones_in_its_preflight(
+    tmp_path: Path, role: str
+) -> None:
+    """The role's preflight alone, which runs before its install phase changes the host."""
+    node = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": sys.executable,
+        "confluent_kafka_node_id": 1,
+    }
+    inventory = {
+        "all": {
+            "children": {
+                "kafka": {"hosts": {"node-a": node}},
+                "kafka_app": {"hosts": {"node-a": {}}},
+            }
+        }
+    }
+    (tmp_path / "hosts.json").write_text(json.dumps(inventory))
+    (tmp_path / "play.yml").write_text(
+        f"- name: Run the {role} role's preflight\n"
+        "  hosts: kafka\n"
+        "  gather_facts: false\n"
+        "  tasks:\n"
+        "    - name: Check the variables before changing anything\n"
+        "      ansible.builtin.include_role:\n"
+        f"        name: {role}\n"
+        "        tasks_from: preflight\n"
+    )
+    missing = tmp_path / "nowhere.crt"
+    result = run_playbook(
+        tmp_path / "hosts.json",
+        tmp_path / "play.yml",
+        f"kafka_tls_ca_cert_src={missing}",
+        f"kafka_tls_ca_key_src={tmp_path / 'nowhere.key'}",
+        # Those of a Debian host run by systemd, which the checks before these look for.
+        json.dumps({"ansible_facts": {"os_family": "Debian", "service_mgr": "systemd"}}),
+    )
+    assert result.returncode != 0
+    assert f"kafka_tls_ca_cert_src ({missing}): " in result.stdout, result.stdout[-3000:]
+    assert "No such file" in result.stdout, result.stdout[-3000:]
