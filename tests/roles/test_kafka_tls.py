@@ -180,6 +180,20 @@ def test_a_certificate_that_runs_out_soon_is_renewed_once(tmp_path: Path) -> Non
     assert changed(converge(tmp_path, *longer)) == 0
 
 
+def test_kafka_tls_renew_signs_every_certificate_again_and_the_next_run_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    converge(tmp_path)
+    before = {node: certificate(tmp_path / "hosts" / node / "host.crt") for node in NODES}
+    assert changed(converge(tmp_path, "kafka_tls_renew=true")) > 0
+    for node, old in before.items():
+        renewed = certificate(tmp_path / "hosts" / node / "host.crt")
+        assert renewed.serial_number != old.serial_number
+        assert names(renewed) == names(old)
+        renewed.verify_directly_issued_by(certificate(tmp_path / "pki" / "ca.crt"))
+    assert changed(converge(tmp_path)) == 0
+
+
 def test_the_operators_ca_signs_the_node_certificates(tmp_path: Path) -> None:
     ca_cert, ca_key = own_ca(tmp_path, days=3650)
     converge(tmp_path, f"kafka_tls_ca_cert_src={ca_cert}", f"kafka_tls_ca_key_src={ca_key}")
