@@ -198,15 +198,33 @@ def test_a_password_kafka_tools_cannot_take_is_refused_before_any_change(
     assert not (access.state_dir / user).exists()
 
 
+def shown_diff(run: ModuleRun) -> tuple[set[str], set[str]]:
+    """The bindings a diff-mode run shows leaving and joining the cluster's (Ansible's unified
+    diff of the module's before and after)."""
+    lines = run.output.splitlines()
+    removed = {line[1:] for line in lines if line.startswith("-") and not line.startswith("---")}
+    added = {line[1:] for line in lines if line.startswith("+") and not line.startswith("+++")}
+    return removed, added
+
+
 def test_acls_are_added_once_and_purge_removes_the_undeclared(access: Access) -> None:
     topic, group = unique("acl-topic"), unique("acl-group")
     producer = [{"principal": "User:producer", "resource_type": "topic",
                  "resource_name": topic, "operations": ["Write", "Describe"]}]  # fmt: skip
     consumer = [{"principal": "User:consumer", "resource_type": "group",
                  "resource_name": group, "operations": ["Read"]}]  # fmt: skip
+    group_binding = f"ALLOW User:consumer READ on GROUP {group} (LITERAL) from *"
 
     planned = access.module("kafka_acls", check=True, diff=True, acls=producer + consumer)
     assert planned.changed and len(planned.result["added"]) == 3
+    assert shown_diff(planned) == (
+        set(),
+        {
+            f"ALLOW User:producer DESCRIBE on TOPIC {topic} (LITERAL) from *",
+            f"ALLOW User:producer WRITE on TOPIC {topic} (LITERAL) from *",
+            group_binding,
+        },
+    ), planned.output
     assert topic not in access.acl_lines()
 
     added = access.module("kafka_acls", acls=producer + consumer)
@@ -219,9 +237,21 @@ def test_acls_are_added_once_and_purge_removes_the_undeclared(access: Access) ->
     again = access.module("kafka_acls", acls=producer + consumer)
     assert not again.changed, again.result
 
+    # Fewer declared bindings without purge: the undeclared one is kept, and nothing is planned.
+    kept = access.module("kafka_acls", diff=True, acls=producer)
+    assert not kept.changed, kept.result
+    assert kept.result["removed"] == []
+    assert shown_diff(kept) == (set(), set()), kept.output
+    assert f"name={group}, patternType=LITERAL" in access.acl_lines()
+
+    planned_purge = access.module("kafka_acls", check=True, diff=True, acls=producer, purge=True)
+    assert planned_purge.changed
+    assert shown_diff(planned_purge) == ({group_binding}, set()), planned_purge.output
+    assert f"name={group}, patternType=LITERAL" in access.acl_lines()
+
     purged = access.module("kafka_acls", acls=producer, purge=True)
     assert purged.changed
-    assert any(group in line for line in purged.result["removed"])
+    assert purged.result["removed"] == [group_binding]
     listing = access.acl_lines()
     assert group not in listing
     assert f"name={topic}" in listing

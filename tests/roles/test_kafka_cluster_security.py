@@ -91,6 +91,31 @@ def test_a_password_kafka_tools_cannot_take_is_refused_by_its_variable(tmp_path)
     assert not (tmp_path / "users.json").exists()
 
 
+def test_without_generation_an_empty_password_is_refused_by_its_variable_and_none_is_made(
+    tmp_path,
+):
+    credentials = tmp_path / "inventory" / "credentials"
+    vault = {
+        f"kafka_cluster_{role}_password": GIVEN_PASSWORD
+        for role in ("broker", "admin", "producer", "monitor")
+    }
+    refused = run_preflight(tmp_path, {"kafka_cluster_generate_passwords": False, **vault})
+    assert refused.returncode != 0
+    assert "kafka_cluster_consumer_password: no password given" in refused.stdout, refused.stdout
+    assert "Set each, e.g. from Ansible Vault, or set kafka_cluster_generate_passwords: true" in (
+        refused.stdout
+    )
+    assert "kafka_cluster_producer_password" not in refused.stdout
+    assert GIVEN_PASSWORD not in refused.stdout
+    assert not credentials.exists()
+    assert not (tmp_path / "users.json").exists()
+
+    vault["kafka_cluster_consumer_password"] = GIVEN_PASSWORD
+    given = run_preflight(tmp_path, {"kafka_cluster_generate_passwords": False, **vault})
+    assert given.returncode == 0, given.stdout
+    assert not credentials.exists()
+
+
 def test_an_unknown_protocol_is_refused_with_the_allowed_ones(tmp_path):
     result = run_preflight(tmp_path, {"kafka_cluster_security_protocol": "SSL"})
     assert result.returncode != 0

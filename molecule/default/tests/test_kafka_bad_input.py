@@ -72,6 +72,14 @@ def snapshot(host):
             "confluent_kafka_group_consumer_heartbeat_interval_ms (10000) must be at least 1 and "
             "below confluent_kafka_group_consumer_session_timeout_ms (10000)",
         ),
+        (
+            {
+                "kafka_tls_ca_cert_src": "/nonexistent/operator-ca.crt",
+                "kafka_tls_ca_key_src": "/nonexistent/operator-ca.key",
+            },
+            "kafka_tls_ca_cert_src (/nonexistent/operator-ca.crt): "
+            "Error while reading certificate file from disk",
+        ),
     ],
     ids=[
         "unknown-process-role",
@@ -82,6 +90,7 @@ def snapshot(host):
         "malformed-cluster-id",
         "missing-archive",
         "heartbeat-not-below-session",
+        "missing-operator-ca",
     ],
 )
 def test_bad_variable_is_refused(host, extra_vars, expected):

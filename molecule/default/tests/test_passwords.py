@@ -6,7 +6,7 @@ import os
 import re
 
 import testinfra.utils.ansible_runner
-from groupstate import ADMIN, KAFKA_BIN, bootstrap
+from groupstate import ADMIN, INSTANCES, KAFKA_BIN, bootstrap
 from siteplay import run_site
 
 # The one instance runs Kafka and the app.
@@ -19,9 +19,12 @@ NEW_PASSWORDS = json.dumps(
         "kafka_cluster_admin_password": "Rotated-Admin-Pass-1",
         "kafka_cluster_broker_password": "Rotated-Broker-Pass-1",
         "kafka_cluster_producer_password": "Rotated-Producer-Pass-1",
+        "kafka_cluster_consumer_password": "Rotated-Consumer-Pass-1",
     }
 )
-UNITS = ("confluent-kafka.service", "kafka-producer.service")
+# Type=notify: a consumer restarted with a password Kafka does not know never gets ready.
+CONSUMERS = tuple(f"kafka-consumer@{number}.service" for number in range(1, INSTANCES + 1))
+UNITS = ("confluent-kafka.service", "kafka-producer.service", *CONSUMERS)
 
 
 def main_pids(host):
@@ -41,6 +44,7 @@ def test_changed_passwords_roll_the_units_that_use_them_and_a_rerun_changes_noth
             assert after[unit] not in ("0", before[unit]), unit
         assert "Rotated-" not in changed.stdout
         assert host.file("/etc/kafka/admin-client.properties").contains("Rotated-Admin-Pass-1")
+        assert host.file("/etc/kafka-micro/kafka-micro.toml").contains("Rotated-Consumer-Pass-1")
         listed = host.run(
             f"{KAFKA_BIN}/kafka-topics --bootstrap-server {bootstrap(host)} {ADMIN} --list"
         )
