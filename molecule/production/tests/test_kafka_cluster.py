@@ -139,14 +139,20 @@ def test_rolling_restart_keeps_acks_all_writes_flowing(hosts, app_hosts):
     )
     assert sum(int(line.rsplit(":", 1)[1]) for line in offsets.splitlines()) == RECORDS
     # The deployed pipeline rode it out: the same processes, no delivery failed, and every
-    # sequence of every producer in the topic once (the producers stopped only gracefully so far).
+    # sequence of every producer in the topic once (the producers stopped only gracefully so far;
+    # stopped now, so that no message is still on its way while verify reads).
     for app in app_hosts:
         assert main_pids(app) == app_pids[app.backend.get_hostname()]
         journal = app.check_output(
             f"journalctl --no-pager --output cat --since @{started} --unit kafka-producer.service"
         )
         assert "delivery failed" not in journal
-    report = json.loads(app_hosts[0].check_output(f"{APP} verify --json"))
+        app.check_output("systemctl stop kafka-producer.service")
+    try:
+        report = json.loads(app_hosts[0].check_output(f"{APP} verify --json"))
+    finally:
+        for app in app_hosts:
+            app.check_output("systemctl start kafka-producer.service")
     assert (report["missing"], report["duplicates"], report["out_of_order"]) == (0, 0, 0), {
         key: report[key] for key in ("messages", "missing", "duplicates", "out_of_order")
     }

@@ -227,7 +227,9 @@ def test_a_broker_whose_data_directory_became_unwritable(pipeline):
         f"a broker's data directory read-only for {BROKEN_DISK_S} s after it halted, then repaired",
         inject,
     )
-    scenario.fault += f" (halted {halted['s']:.0f} s after the directory became read-only)"
+    scenario.fault += (
+        f" (down and restarted by systemd {halted['s']:.0f} s after the directory became read-only)"
+    )
     assert "have failed" in halted["log"], halted["log"][-2000:]
 
 
