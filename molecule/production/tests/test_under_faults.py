@@ -303,7 +303,9 @@ def test_kafka_downgraded_only_when_forced_then_upgraded_one_node_at_a_time(pipe
     refused_pids = {name: pipeline.broker_pid(name) for name in pipeline.brokers}
     refused = run_site("--limit", "kafka", "-e", f"confluent_kafka_version={PREVIOUS_RELEASE}")
     assert refused.returncode != 0
-    assert "confluent_kafka_allow_downgrade" in refused.stdout, refused.stdout[-4000:]
+    # Ansible writes a failed task's message to stderr.
+    assert "refusing to downgrade" in refused.stderr, refused.stderr[-4000:]
+    assert "confluent_kafka_allow_downgrade=true" in refused.stderr, refused.stderr[-4000:]
     # Refused before anything changed: the same release, the same processes.
     assert {name: pipeline.kafka_release(name) for name in pipeline.brokers} == dict.fromkeys(
         pipeline.brokers, CURRENT_RELEASE
