@@ -10,6 +10,7 @@ import json
 import re
 import subprocess
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import pytest
@@ -119,6 +120,12 @@ class Pipeline:
                 return json.loads(result.stdout)
             failures.append(f"{name}: {result.stderr.strip()[-300:]}")
         return {"error": failures}
+
+    def replicas_per_broker(self) -> tuple[Counter, Counter]:
+        """(replicas, preferred leaders) of the topic per node id."""
+        partitions = self.probe()["partitions"].values()
+        replicas = Counter(node for p in partitions for node in p["replicas"])
+        return replicas, Counter(p["replicas"][0] for p in partitions)
 
     def leaders(self) -> dict[int, int]:
         """{partition: leader node id} of the topic."""
@@ -302,6 +309,41 @@ class Pipeline:
     def restore_data_dir(self, name: str, mode: str) -> None:
         self.run(name, f"chmod {mode} {DATA_DIR}")
 
+    def start_host_like(self, name: str, model: str) -> None:
+        """A new host on the network, booted from ``model``'s image as molecule boots them."""
+        image = docker("inspect", "--format", "{{.Config.Image}}", model).strip()
+        docker(
+            "run",
+            "--detach",
+            "--name",
+            name,
+            "--hostname",
+            name,
+            "--network",
+            self.network,
+            "--cap-add",
+            "SYS_ADMIN",
+            "--cgroupns",
+            "host",
+            "--volume",
+            "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+            "--tmpfs",
+            "/run",
+            "--tmpfs",
+            "/run/lock",
+            "--stop-signal",
+            "SIGRTMIN+3",
+            image,
+            "/lib/systemd/systemd",
+        )
+        self._hosts[name] = testinfra.get_host(f"docker://{name}")
+        # "degraded" (a unit that cannot run in a container) counts as booted: ignore the exit code.
+        self.host(name).run("systemctl is-system-running --wait")
+
+    def remove_host(self, name: str) -> None:
+        docker("rm", "--force", "--volumes", name)
+        self._hosts.pop(name, None)
+
     def restart_container(self, name: str) -> None:
         """The whole host rebooted: systemd stops every unit in order, then boots them all."""
         docker("restart", "--time", "120", name)
@@ -373,5 +415,7 @@ def covered(ranges: list[list[int]]) -> int:
     return total
 
 
-def docker(*args: str) -> None:
-    subprocess.run(["docker", *args], check=True, capture_output=True, timeout=300)
+def docker(*args: str) -> str:
+    return subprocess.run(
+        ["docker", *args], check=True, capture_output=True, text=True, timeout=300
+    ).stdout

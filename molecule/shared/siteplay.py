@@ -1,23 +1,24 @@
-"""Runs playbooks/site.yml against the molecule instances, as the converge step does."""
+"""Runs playbooks/site.yml (or another playbook) against the molecule instances, as the converge
+step does."""
 
 import os
 import re
 import subprocess
 
 INVENTORY = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "inventory")
-SITE = os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "playbooks", "site.yml")
+PLAYBOOKS = os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "playbooks")
 # Colour codes would split the messages the tests look for.
 PLAIN_OUTPUT = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
 
 
-def command(*args, inventory=INVENTORY):
-    return ["ansible-playbook", "-i", inventory, SITE, *args]
+def command(*args, inventory=INVENTORY, playbook="site.yml"):
+    return ["ansible-playbook", "-i", inventory, os.path.join(PLAYBOOKS, playbook), *args]
 
 
-def run_site(*args, inventory=INVENTORY):
+def run_site(*args, inventory=INVENTORY, playbook="site.yml"):
     """Run to the end; the completed process, output captured."""
     return subprocess.run(
-        command(*args, inventory=inventory),
+        command(*args, inventory=inventory, playbook=playbook),
         capture_output=True,
         text=True,
         env=PLAIN_OUTPUT,

@@ -103,6 +103,8 @@ class LocalBroker:
     free port, ``plaintext_bootstrap``, whose clients are not restricted by the ACLs: the same
     broker reached both ways, to compare the two. ``java_options`` go to the server's JVM only
     (its ``KAFKA_OPTS``; a Java agent, for instance), never to the tools that format its storage.
+    With ``joins``, the node is a broker only, in the cluster of that (running, PLAINTEXT) node:
+    a second broker to move replicas to.
     """
 
     def __init__(
@@ -118,6 +120,7 @@ class LocalBroker:
         secured: bool = False,
         plaintext_listener: bool = False,
         java_options: Sequence[str] = (),
+        joins: "LocalBroker | None" = None,
     ) -> None:
         if not (kafka_home / "bin" / "kafka-server-start").is_file():
             raise ValueError(f"kafka_home {kafka_home} has no bin/kafka-server-start")
@@ -133,6 +136,10 @@ class LocalBroker:
             raise ValueError(f"ports must be two different TCP ports (1-65535), got {ports}")
         if plaintext_listener and not secured:
             raise ValueError("plaintext_listener adds a listener to a secured broker: set secured")
+        if joins is not None and secured:
+            raise ValueError(
+                "a broker that joins another's cluster is PLAINTEXT: leave secured unset"
+            )
         if any(len(option.split()) != 1 for option in java_options):
             raise ValueError(
                 f"java_options must each be one word (the launcher splits KAFKA_OPTS on blanks), "
@@ -153,6 +160,7 @@ class LocalBroker:
         self._plaintext_listener = plaintext_listener
         self._plaintext_port: int | None = None
         self.java_options = list(java_options)
+        self._joins = joins
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -311,20 +319,22 @@ class LocalBroker:
                 self.controller_address,
                 self.plaintext_bootstrap if self._plaintext_listener else None,
             )
+        listeners = f"PLAINTEXT://{self.bootstrap}"
+        if self._joins is None:
+            listeners += f",CONTROLLER://{self.controller_address}"
         return {
-            "listeners": f"PLAINTEXT://{self.bootstrap},CONTROLLER://{self.controller_address}",
-            "advertised.listeners": (
-                f"PLAINTEXT://{self.bootstrap},CONTROLLER://{self.controller_address}"
-            ),
+            "listeners": listeners,
+            "advertised.listeners": listeners,
             "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
         }
 
     def _write_properties(self) -> None:
+        quorum = self._joins or self
         properties = {
-            "process.roles": "broker,controller",
+            "process.roles": "broker" if self._joins else "broker,controller",
             "node.id": str(self.node_id),
-            "controller.quorum.bootstrap.servers": self.controller_address,
+            "controller.quorum.bootstrap.servers": quorum.controller_address,
             "controller.listener.names": "CONTROLLER",
             **self._listener_properties(),
             "log.dirs": str(self.data_dir),
@@ -361,7 +371,12 @@ class LocalBroker:
         return result.stdout
 
     def _format_storage(self) -> None:
-        cluster_id = self._run_tool("kafka-storage", "random-uuid").strip()
+        if self._joins is not None:
+            cluster_id = self._joins.cluster_id()
+            quorum = "--no-initial-controllers"
+        else:
+            cluster_id = self._run_tool("kafka-storage", "random-uuid").strip()
+            quorum = "--standalone"
         if not cluster_id:
             raise BrokerStartError("kafka-storage random-uuid printed no cluster id")
         self._run_tool(
@@ -371,8 +386,17 @@ class LocalBroker:
             cluster_id,
             "--config",
             str(self.properties_file),
-            "--standalone",
+            quorum,
             *(self.security.format_arguments() if self.security is not None else []),
+        )
+
+    def cluster_id(self) -> str:
+        """The cluster id its storage was formatted with."""
+        meta = (self.data_dir / "meta.properties").read_text()
+        return next(
+            line.split("=", 1)[1].strip()
+            for line in meta.splitlines()
+            if line.startswith("cluster.id=")
         )
 
     def _wait_until_ready(self, timeout: float) -> None:

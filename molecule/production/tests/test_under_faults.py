@@ -14,12 +14,14 @@ moving backwards). It writes the scenario table to .ci-logs/faults.md (docs/reli
 
 Runs last of the scenario's tests (they expect the pipeline as deployed). FAULT_ROUNDS sets the
 bounces per broker scenario (default 5, as Kafka's tests); FAULT_SCENARIOS, a comma-separated
-list of scenario names (bounce, hard-bounce, pause, kill, cut, reboot), runs only those, the
-others reported as skipped; empty, none (CI: the suite does not fit in its time).
+list of scenario names (bounce, hard-bounce, pause, kill, cut, reboot, disk, scale, app-config,
+upgrade, broker), runs only those, the others reported as skipped; empty, none (CI: the suite
+does not fit in its time).
 """
 
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -29,20 +31,22 @@ from faults import (
     BROKER_UNIT,
     CONSUMER_UNITS,
     INSTANCES,
+    KAFKA_INSTALL_ROOT,
     MAX_INSTANCES,
     PRODUCER_UNIT,
     Pipeline,
     Scenario,
     consumer_units,
 )
-from siteplay import rolled_one_at_a_time, run_site
+from siteplay import INVENTORY, rolled_one_at_a_time, run_site
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 ARTIFACTS = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / ".ci-logs"
 NETWORK = "kafka-micro-production"
 ROUNDS = int(os.environ.get("FAULT_ROUNDS", "5"))
 SELECTED = os.environ.get(
-    "FAULT_SCENARIOS", "bounce,hard-bounce,pause,kill,cut,reboot,disk,scale,app-config,upgrade"
+    "FAULT_SCENARIOS",
+    "bounce,hard-bounce,pause,kill,cut,reboot,disk,scale,app-config,upgrade,broker",
 ).split(",")
 pytestmark = pytest.mark.skipif(
     SELECTED == [""], reason="FAULT_SCENARIOS is empty: no fault scenario selected"
@@ -64,6 +68,9 @@ APP_LIMIT = "kafka_app:monitoring"
 PREVIOUS_RELEASE = "8.0.0"
 CURRENT_RELEASE = "8.0.3"
 PROJECT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
+# The broker an operator adds to the running cluster, and later retires.
+SPARE_BROKER = "production-kafka-4"
+SPARE_NODE_ID = 4
 SCENARIOS: list[Scenario] = []
 
 
@@ -338,6 +345,76 @@ def test_kafka_downgraded_only_when_forced_then_upgraded_one_node_at_a_time(pipe
     assert {name: pipeline.restarts(name, CONSUMER_UNITS) for name in pipeline.apps} == (
         consumers_before
     )
+
+
+@pytest.fixture
+def spare_broker(pipeline):
+    """A fourth host, broker-only, in the inventory's kafka group: as an operator adds a VM. The
+    inventory entry sits beside molecule's, where the cluster's CA and passwords are."""
+    pipeline.start_host_like(SPARE_BROKER, pipeline.brokers[0])
+    entry = Path(INVENTORY) / "spare-broker.yml"
+    host = {
+        "ansible_connection": "community.docker.docker",
+        "confluent_kafka_node_id": SPARE_NODE_ID,
+        "confluent_kafka_process_roles": ["broker"],
+    }
+    entry.write_text(json.dumps({"kafka": {"hosts": {SPARE_BROKER: host}}}))
+    yield entry
+    entry.unlink(missing_ok=True)
+    pipeline.remove_host(SPARE_BROKER)
+
+
+def test_a_broker_added_then_retired_under_load(pipeline, spare_broker):
+    """A broker-only node joins the running cluster and takes its share of every topic's
+    replicas (rebalance.yml), then gives them back and leaves (retire_broker.yml): nothing lost,
+    and no other broker restarts."""
+    selected("broker")
+    pids = {name: pipeline.broker_pid(name) for name in pipeline.brokers}
+    three = sorted(pipeline.node_ids)
+    four = [*three, SPARE_NODE_ID]
+
+    def inject():
+        added = run_site()
+        assert added.returncode == 0, added.stdout[-4000:]
+        yield time.monotonic()
+
+        spread = run_site(playbook="rebalance.yml")
+        assert spread.returncode == 0, spread.stdout[-4000:]
+        replicas, preferred = pipeline.replicas_per_broker()
+        assert replicas == dict.fromkeys(four, 18), replicas
+        assert preferred == dict.fromkeys(four, 6), preferred
+        again = run_site(playbook="rebalance.yml")
+        assert set(re.findall(r" changed=(\d+) ", again.stdout)) == {"0"}, again.stdout[-3000:]
+        yield time.monotonic()
+
+        retired = run_site("--limit", SPARE_BROKER, playbook="retire_broker.yml")
+        assert retired.returncode == 0, retired.stdout[-4000:]
+        replicas, preferred = pipeline.replicas_per_broker()
+        assert replicas == dict.fromkeys(three, 24), replicas
+        assert preferred == dict.fromkeys(three, 8), preferred
+        spare = pipeline.host(SPARE_BROKER).service(BROKER_UNIT)
+        assert not spare.is_running and not spare.is_enabled
+        registered = pipeline.run(
+            pipeline.brokers[0],
+            f"{KAFKA_INSTALL_ROOT}/current/bin/kafka-cluster list-endpoints "
+            f"--include-fenced-brokers --bootstrap-server {pipeline.brokers[0]}:9092 "
+            "--config /etc/kafka/admin-client.properties",
+        )
+        assert sorted(int(line.split()[0]) for line in registered.splitlines()[1:]) == three
+        # The operator's last step: out of the inventory, and the clients forget it.
+        spare_broker.unlink()
+        forgotten = run_site("--limit", APP_LIMIT)
+        assert forgotten.returncode == 0, forgotten.stdout[-4000:]
+        yield time.monotonic()
+
+    run_scenario(
+        pipeline,
+        "broker added and retired",
+        f"broker-only node {SPARE_NODE_ID} added (site.yml), every topic spread over 4 brokers "
+        "(rebalance.yml), then drained and retired (retire_broker.yml)",
+        inject,
+    ).graceful = True
+    assert {name: pipeline.broker_pid(name) for name in pipeline.brokers} == pids
 
 
 def test_every_acknowledged_message_was_processed_once_in_order_and_offsets_never_fell(pipeline):
