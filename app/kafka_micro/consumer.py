@@ -241,15 +241,21 @@ def _consume_loop(
     readiness: Readiness,
     reporter: _Reporter,
 ) -> None:
-    """The hot loop: one consume call, one pass over the batch (``process``), one store."""
+    """The hot loop: a batch from two consume calls, one pass over it (``process``), one store."""
     consume = consumer.consume
     topic = settings.topic
     batch_size = settings.consumer.batch_size
     timeout = settings.consumer.batch_timeout_s
+    fill_wait = settings.consumer.batch_wait_ms / 1000
+    rest = batch_size - 1
     report_every = settings.report_interval_s
     next_report = time.monotonic() + report_every
     while not stop.is_set():
-        messages = consume(batch_size, timeout)
+        # Only the first message is waited for up to the timeout; the batch then takes what
+        # arrives within the fill wait, so a slow trickle is not held back to fill it.
+        messages = consume(1, timeout)
+        if messages and rest:
+            messages += consume(rest, fill_wait)
         if messages:
             next_offsets = process(messages)
             if next_offsets:

@@ -1,14 +1,17 @@
-"""consume(num_messages=N) must fill batches on the pinned confluent-kafka.
+"""consume(num_messages=N) must fill batches on the pinned confluent-kafka, and the consumer
+must not hold a trickle back to fill one.
 
 confluent-kafka 2.13 to 2.15 returned from consume() as soon as any message arrived
 (confluent-kafka-python issue #2205). These tests pin down the behaviour we rely on.
 """
 
+import re
 import threading
 import time
 
 import confluent_kafka
 import pytest
+from apprunner import wait_until
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from kafka_micro.clients import ClientErrors, client_config
@@ -76,3 +79,27 @@ def test_with_a_trickle_consume_waits_for_the_batch_to_fill(app):
         sender.join()
         consumer.close()
     assert sizes == [10, 10, 10]
+
+
+def test_the_consumer_hands_a_trickle_over_without_waiting_to_fill_its_batch(app):
+    """Groups of 3 messages 0.5 s apart, batches of 100 and a 5 s consume timeout: each group is
+    processed on its own (batch_wait_ms, 10 ms by default, ends the wait), not gathered into a
+    batch that waits for the timeout."""
+    app.create_topic(partitions=1)
+    consumer = app.start("consumer", "consume", CONSUMER__BATCH_TIMEOUT_S="5")
+    wait_until(lambda: consumer.owned() == [0], 60, "the consumer to own partition 0")
+    producer = Producer({"bootstrap.servers": app.bootstrap, "linger.ms": 0})
+    groups = 8
+    for _ in range(groups):
+        for _ in range(3):
+            producer.produce(app.topic, b"x")
+        producer.flush(5)
+        time.sleep(0.5)
+    wait_until(lambda: "consumed 24 msgs" in consumer.log(), 30, "the 24 messages to be consumed")
+    assert consumer.stop() == 0
+    final = re.search(r"final: consumed (\d+) msgs in (\d+) batches", consumer.log())
+    assert final, consumer.log()
+    # Two groups may meet in one batch when the machine stalls the consumer; five-second
+    # batches would hold all eight groups in one or two.
+    assert int(final[1]) == 3 * groups
+    assert int(final[2]) >= groups - 2, consumer.log()

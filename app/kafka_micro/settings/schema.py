@@ -257,6 +257,13 @@ class ConsumerSettings(BaseModel):
         le=60,
         description="Longest wait of one consume call; also bounds how late a stop is noticed.",
     )
+    batch_wait_ms: int = Field(
+        default=10,
+        ge=0,
+        le=60_000,
+        description="Once a batch has its first message, the longest it waits for more (as the "
+        "producer's linger_ms): the latency a partly filled batch may add.",
+    )
     fetch_min_bytes: int = Field(
         default=1,
         ge=1,
