@@ -73,7 +73,10 @@ def test_json_has_every_measurement_with_positive_numbers(quick_bench):
         positive_throughput(comparison["theirs"][0], "kafka-producer-perf-test", size)
         assert comparison["ratio"] > 0
 
-    assert [run["fraction_of_max"] for run in results["latency"]] == [0.1, 0.5, 0.9]
+    latency = results["latency"]
+    assert [run["fraction_of_max"] for run in latency if not run["fixed_rate"]] == [0.1, 0.5, 0.9]
+    assert [run["target_rate"] for run in latency if run["fixed_rate"]] == [1000.0]
+    assert [run["target_rate"] for run in latency] == sorted(run["target_rate"] for run in latency)
     for run in results["latency"]:
         assert run["samples"] > 0
         assert run["achieved_rate"] > 0
@@ -100,7 +103,7 @@ def test_png_and_table_are_written(quick_bench):
     png = (output / "bench.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(png) > 10_000
-    for row in ("producer 100 B", "consumer x6", "50% of max", "targets"):
+    for row in ("producer 100 B", "consumer x6", "1,000 msg/s", "50% of max", "targets"):
         assert row in result.stdout
     assert "producer 100 B ours:" in result.stderr
 

@@ -356,7 +356,7 @@ def _standard(
         max_rate = results.producer[0].ours_msgs_per_s
         runner.latency_phase(ctx, plan, profile, results, max_rate=max_rate)
         runner.consumer_phase(ctx, plan, profile, results)
-        results.targets = runner.targets(results, profile)
+        results.targets = runner.targets(results)
     finally:
         results.finished_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         results.load_average_end = load_average()

@@ -290,6 +290,7 @@ def latency(
     partitions: int,
     rate: float,
     fraction: float,
+    fixed_rate: bool,
     duration_s: float,
     warmup_s: float,
 ) -> LatencyRun:
@@ -298,7 +299,7 @@ def latency(
     The consumer joins first; messages sent in the first ``warmup_s`` (connections, first
     metadata) are produced but not counted.
     """
-    topic = ctx.create_topic(f"latency{round(fraction * 100)}", partitions)
+    topic = ctx.create_topic(f"latency{round(rate)}", partitions)
     group = ctx.unique_name("latency")
     name = f"{group}-consumer"
     latency_file = ctx.log_path(f"{name}.latency")
@@ -339,6 +340,7 @@ def latency(
         raise BenchError(f"the latency consumer received nothing; see {consumer.log_file}")
     return LatencyRun(
         fraction_of_max=fraction,
+        fixed_rate=fixed_rate,
         target_rate=round(rate, 1),
         achieved_rate=round(len(latencies) / duration_s, 1),
         samples=len(latencies),

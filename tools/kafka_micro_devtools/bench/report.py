@@ -59,7 +59,7 @@ def to_table(results: BenchResults) -> str:
         ]
         for run in results.latency:
             lines.append(
-                f"{f'{run.fraction_of_max:.0%} of max':<22}{_number(run.target_rate):>12}"
+                f"{run.label:<22}{_number(run.target_rate):>12}"
                 f"{_number(run.achieved_rate):>10}{run.p50_ms:>9.1f}{run.p99_ms:>9.1f}"
                 f"{run.p999_ms:>10.1f}{run.max_ms:>9.1f}"
             )
@@ -104,7 +104,7 @@ def plot(results: BenchResults, path: Path) -> None:
         latency_axes.axhline(bound, color="grey", linestyle="--", label=f"target {bound:g} ms")
     latency_axes.set_xticks(
         list(range(len(runs))),
-        [f"{run.fraction_of_max:.0%} of max\n{run.achieved_rate:,.0f} msg/s" for run in runs],
+        [f"{run.label}\n{run.achieved_rate:,.0f} msg/s" for run in runs],
     )
     latency_axes.set_yscale("log")
     latency_axes.set_ylabel("end-to-end latency, ms (log scale)")

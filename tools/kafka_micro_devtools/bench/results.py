@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA = "kafka-micro-bench/1"
-LATENCY_TARGET = "p99 end-to-end latency at half the max rate"
+LATENCY_TARGET = "p99 end-to-end latency at every rate up to half the max"
 
 
 def load_average() -> tuple[float, float, float]:
@@ -82,6 +82,7 @@ class LatencyRun(_Result):
     """End-to-end latency (consumer receive time minus producer send time) at a fixed rate."""
 
     fraction_of_max: float
+    fixed_rate: bool = Field(default=False, description="a rate in msg/s, not a fraction of max")
     target_rate: float
     achieved_rate: float = Field(description="messages measured / measured seconds")
     samples: int
@@ -90,6 +91,14 @@ class LatencyRun(_Result):
     p999_ms: float
     max_ms: float
     load_average: tuple[float, float, float]
+
+    @property
+    def label(self) -> str:
+        return (
+            f"{self.target_rate:,.0f} msg/s"
+            if self.fixed_rate
+            else f"{self.fraction_of_max:.0%} of max"
+        )
 
 
 class ConsumerRun(_Result):

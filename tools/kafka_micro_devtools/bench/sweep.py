@@ -60,7 +60,9 @@ def _producer_and_latency(
     baseline_rate: float,
 ) -> None:
     runner.producer_phase(ctx, plan, profile, results, sizes=(plan.message_bytes,))
-    runner.latency_phase(ctx, plan, profile, results, max_rate=baseline_rate, fractions=_HALF)
+    runner.latency_phase(
+        ctx, plan, profile, results, max_rate=baseline_rate, fractions=_HALF, rates=()
+    )
 
 
 def _latency_low_and_half(
@@ -70,7 +72,9 @@ def _latency_low_and_half(
     results: BenchResults,
     baseline_rate: float,
 ) -> None:
-    runner.latency_phase(ctx, plan, profile, results, max_rate=baseline_rate, fractions=(0.1, 0.5))
+    runner.latency_phase(
+        ctx, plan, profile, results, max_rate=baseline_rate, fractions=(0.1, 0.5), rates=()
+    )
 
 
 def _producer_both_sizes(
@@ -113,7 +117,22 @@ def _consumers_and_latency(
     baseline_rate: float,
 ) -> None:
     runner.consumer_phase(ctx, plan, profile, results, with_kafka_tool=False)
-    runner.latency_phase(ctx, plan, profile, results, max_rate=baseline_rate, fractions=_HALF)
+    runner.latency_phase(
+        ctx, plan, profile, results, max_rate=baseline_rate, fractions=_HALF, rates=()
+    )
+
+
+def _consumers_and_latency_at_low_rates(
+    ctx: BenchContext,
+    plan: runner.BenchPlan,
+    profile: BenchProfile,
+    results: BenchResults,
+    baseline_rate: float,
+) -> None:
+    runner.consumer_phase(ctx, plan, profile, results, with_kafka_tool=False)
+    runner.latency_phase(
+        ctx, plan, profile, results, max_rate=baseline_rate, fractions=_HALF, rates=(1_000, 10_000)
+    )
 
 
 def _consumers_ours_only(
@@ -147,6 +166,12 @@ SWEEPS: dict[str, Sweep] = {
         (1, 100, 1000),
         _setting("producer", "poll_every"),
         _producer_ours_only,
+    ),
+    "batch-wait": Sweep(
+        "consumer.batch_wait_ms",
+        (1000, 50, 10, 2),
+        _setting("consumer", "batch_wait_ms"),
+        _consumers_and_latency_at_low_rates,
     ),
     "consumer-batch": Sweep(
         "consumer.batch_size", (100, 500, 1000), _setting("consumer", "batch_size"), _consumers
