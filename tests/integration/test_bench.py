@@ -82,6 +82,11 @@ def test_json_has_every_measurement_with_positive_numbers(quick_bench):
         assert run["achieved_rate"] > 0
         assert 0 < run["p50_ms"] <= run["p99_ms"] <= run["p999_ms"] <= run["max_ms"]
 
+    java = results["java_latency"]
+    assert java["messages"] == 200
+    assert 0 < java["avg_ms"]
+    assert 0 <= java["p50_ms"] <= java["p99_ms"] <= java["p999_ms"]
+
     assert [run["instances"] for run in results["consumer"]] == [1, 6]
     for run in results["consumer"]:
         positive_throughput(run["throughput"], "kafka-micro", 100)
@@ -103,7 +108,8 @@ def test_png_and_table_are_written(quick_bench):
     png = (output / "bench.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(png) > 10_000
-    for row in ("producer 100 B", "consumer x6", "1,000 msg/s", "50% of max", "targets"):
+    rows = ("producer 100 B", "consumer x6", "1,000 msg/s", "50% of max", "EndToEndLatency")
+    for row in (*rows, "targets"):
         assert row in result.stdout
     assert "producer 100 B ours:" in result.stderr
 

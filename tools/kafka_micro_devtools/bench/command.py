@@ -354,7 +354,7 @@ def _standard(
         runner.warm_up(ctx, plan, profile)
         runner.producer_phase(ctx, plan, profile, results)
         max_rate = results.producer[0].ours_msgs_per_s
-        runner.latency_phase(ctx, plan, profile, results, max_rate=max_rate)
+        runner.latency_phase(ctx, plan, profile, results, max_rate=max_rate, with_kafka_tool=True)
         runner.consumer_phase(ctx, plan, profile, results)
         results.targets = runner.targets(results)
     finally:

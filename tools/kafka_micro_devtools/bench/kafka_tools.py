@@ -1,4 +1,5 @@
-"""Kafka's own ``kafka-producer-perf-test`` and ``kafka-consumer-perf-test``, as the yardstick."""
+"""Kafka's own ``kafka-producer-perf-test``, ``kafka-consumer-perf-test`` and EndToEndLatency,
+as the yardstick."""
 
 from __future__ import annotations
 
@@ -16,10 +17,15 @@ from kafka_micro_devtools.bench.profile import (
     java_consumer_properties,
     java_producer_properties,
 )
-from kafka_micro_devtools.bench.results import Throughput, load_average
+from kafka_micro_devtools.bench.results import JavaLatency, Throughput, load_average
 
 PRODUCER_TOOL = "kafka-producer-perf-test"
 CONSUMER_TOOL = "kafka-consumer-perf-test"
+# No launcher of its own in the archive; kafka-run-class runs it from the tools jar.
+LATENCY_CLASS = "org.apache.kafka.tools.EndToEndLatency"
+_LATENCY_SUMMARY = re.compile(
+    r"Avg latency: ([\d.]+) ms\s+Percentiles: 50th = (\d+), 99th = (\d+), 99.9th = (\d+)"
+)
 # Apache Kafka's perf-test launchers give the JVM this heap when KAFKA_HEAP_OPTS is unset.
 _TOOL_HEAP = "-Xmx512M"
 _TOOL_TIMEOUT_S = 900.0
@@ -53,6 +59,8 @@ def _run_tool(ctx: BenchContext, tool: str, args: list[str], log_name: str) -> s
         raise BenchError(f"{tool} needs a Kafka install (--kafka-home)")
     env = {**os.environ, "KAFKA_HEAP_OPTS": _TOOL_HEAP, "LOG_DIR": str(ctx.log_path("java"))}
     command = [str(ctx.kafka_home / "bin" / tool), *args]
+    if tool == LATENCY_CLASS:
+        command = [str(ctx.kafka_home / "bin" / "kafka-run-class"), tool, *args]
     log_file = ctx.log_path(f"{log_name}.log")
     try:
         result = subprocess.run(
@@ -182,4 +190,34 @@ def consumer_perf(
         fetch_s,
         load=load,
         detail={"rebalance_ms": float(fields["rebalance.time.ms"])},
+    )
+
+
+def end_to_end_latency(
+    ctx: BenchContext, profile: BenchProfile, *, messages: int, message_bytes: int
+) -> JavaLatency:
+    """Kafka's EndToEndLatency on a fresh one-partition topic, with our producer's ``acks``: it
+    sends a message, waits until its own consumer has read it, then sends the next. Its
+    percentiles are whole milliseconds."""
+    topic = ctx.create_topic("java-latency", 1)
+    # The tool takes 1 or all: it needs an acknowledgement to wait for.
+    acks = "1" if profile.producer.acks == "1" else "all"
+    load = load_average()
+    output = _run_tool(
+        ctx,
+        LATENCY_CLASS,
+        [ctx.bootstrap, topic, str(messages), str(acks), str(message_bytes)],
+        ctx.unique_name("java-latency"),
+    )
+    match = _LATENCY_SUMMARY.search(output)
+    if match is None:
+        raise BenchError(f"{LATENCY_CLASS} printed no percentiles:\n{output[-2000:]}")
+    return JavaLatency(
+        messages=messages,
+        message_bytes=message_bytes,
+        avg_ms=float(match[1]),
+        p50_ms=float(match[2]),
+        p99_ms=float(match[3]),
+        p999_ms=float(match[4]),
+        load_average=load,
     )

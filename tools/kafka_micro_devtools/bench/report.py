@@ -5,7 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kafka_micro_devtools.bench.results import LATENCY_TARGET, BenchResults, Comparison
+from kafka_micro_devtools.bench.results import (
+    LATENCY_TARGET,
+    BenchResults,
+    Comparison,
+    JavaLatency,
+    LatencyRun,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -63,6 +69,13 @@ def to_table(results: BenchResults) -> str:
                 f"{_number(run.achieved_rate):>10}{run.p50_ms:>9.1f}{run.p99_ms:>9.1f}"
                 f"{run.p999_ms:>10.1f}{run.max_ms:>9.1f}"
             )
+    java = results.java_latency
+    if java is not None:
+        lines.append(
+            f"{'EndToEndLatency':<22}{_number(1000 / java.avg_ms if java.avg_ms else 0):>12}"
+            f"{'':>10}{java.p50_ms:>9.0f}{java.p99_ms:>9.0f}{java.p999_ms:>10.0f}"
+            "  (Kafka's tool, one message in flight)"
+        )
     if results.targets:
         lines += ["", "targets"]
         for target in results.targets:
@@ -90,7 +103,11 @@ def plot(results: BenchResults, path: Path) -> None:
     _throughput_bars(consumer_axes, results.consumer_comparisons, "Consumer throughput (drain)")
 
     percentiles = (("p50", "p50_ms"), ("p99", "p99_ms"), ("p99.9", "p999_ms"))
-    runs = results.latency
+    runs: list[LatencyRun | JavaLatency] = [*results.latency]
+    ticks = [f"{run.label}\n{run.achieved_rate:,.0f} msg/s" for run in results.latency]
+    if results.java_latency is not None:
+        runs.append(results.java_latency)
+        ticks.append("Kafka's\nEndToEndLatency")
     bar = 0.26
     for index, (label, field) in enumerate(percentiles):
         latency_axes.bar(
@@ -102,10 +119,7 @@ def plot(results: BenchResults, path: Path) -> None:
     bound = next((t.target for t in results.targets if t.name == LATENCY_TARGET), None)
     if bound is not None:
         latency_axes.axhline(bound, color="grey", linestyle="--", label=f"target {bound:g} ms")
-    latency_axes.set_xticks(
-        list(range(len(runs))),
-        [f"{run.label}\n{run.achieved_rate:,.0f} msg/s" for run in runs],
-    )
+    latency_axes.set_xticks(list(range(len(runs))), ticks)
     latency_axes.set_yscale("log")
     latency_axes.set_ylabel("end-to-end latency, ms (log scale)")
     latency_axes.set_title("End-to-end latency, producer to consumer")

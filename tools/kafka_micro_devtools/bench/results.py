@@ -101,6 +101,18 @@ class LatencyRun(_Result):
         )
 
 
+class JavaLatency(_Result):
+    """Kafka's EndToEndLatency tool: one message sent, read back by its consumer, then the next."""
+
+    messages: int
+    message_bytes: int
+    avg_ms: float = Field(description="its rate is 1000 / avg_ms msg/s: one round trip each")
+    p50_ms: float
+    p99_ms: float
+    p999_ms: float
+    load_average: tuple[float, float, float]
+
+
 class ConsumerRun(_Result):
     """Our consumer instances (separate processes, one group) draining a pre-filled topic."""
 
@@ -145,6 +157,7 @@ class BenchResults(ResultsHeader):
     java_settings: dict[str, Any]
     producer: list[Comparison] = Field(default_factory=list)
     latency: list[LatencyRun] = Field(default_factory=list)
+    java_latency: JavaLatency | None = None
     consumer: list[ConsumerRun] = Field(default_factory=list)
     consumer_comparisons: list[Comparison] = Field(default_factory=list)
     targets: list[Target] = Field(default_factory=list)

@@ -46,6 +46,8 @@ class BenchPlan:
     """Fixed rates in msg/s, measured where below 90 % of the producer's max."""
     latency_seconds: float
     latency_warmup_s: float
+    java_latency_messages: int
+    """Round trips of Kafka's EndToEndLatency tool."""
     consumer_messages: int
     consumer_instances: tuple[int, ...]
     repeats: int
@@ -63,6 +65,7 @@ class BenchPlan:
             latency_rates=(1_000, 10_000, 100_000),
             latency_seconds=15.0,
             latency_warmup_s=3.0,
+            java_latency_messages=5_000,
             consumer_messages=5_000_000,
             consumer_instances=(1, 6),
             repeats=repeats,
@@ -77,6 +80,7 @@ class BenchPlan:
             latency_rates=(1_000,),
             latency_seconds=2.0,
             latency_warmup_s=1.0,
+            java_latency_messages=200,
             consumer_messages=30_000,
             consumer_instances=(1, 6),
             repeats=repeats,
@@ -222,9 +226,10 @@ def latency_phase(
     max_rate: float,
     fractions: tuple[float, ...] | None = None,
     rates: tuple[float, ...] | None = None,
+    with_kafka_tool: bool = False,
 ) -> list[LatencyRun]:
     """Our producer to our consumer at fixed rates (msg/s) and at fractions of ``max_rate``,
-    slowest first."""
+    slowest first; then, ``with_kafka_tool``, Kafka's EndToEndLatency."""
     fixed = [
         (rate, False)
         for rate in (plan.latency_rates if rates is None else rates)
@@ -261,6 +266,18 @@ def latency_phase(
         )
         runs.append(run)
     results.latency.extend(runs)
+    if with_kafka_tool and ctx.kafka_home:
+        java = kafka_tools.end_to_end_latency(
+            ctx, profile, messages=plan.java_latency_messages, message_bytes=plan.message_bytes
+        )
+        ctx.delete_topics()
+        ctx.progress(
+            "EndToEndLatency (one message in flight, %.0f msg/s): p50 %.0f ms, p99 %.0f ms",
+            1000 / java.avg_ms if java.avg_ms else 0,
+            java.p50_ms,
+            java.p99_ms,
+        )
+        results.java_latency = java
     return runs
 
 
