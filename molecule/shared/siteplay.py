@@ -15,14 +15,14 @@ def command(*args, inventory=INVENTORY, playbook="site.yml"):
     return ["ansible-playbook", "-i", inventory, os.path.join(PLAYBOOKS, playbook), *args]
 
 
-def run_site(*args, inventory=INVENTORY, playbook="site.yml"):
+def run_site(*args, inventory=INVENTORY, playbook="site.yml", timeout=900):
     """Run to the end; the completed process, output captured."""
     return subprocess.run(
         command(*args, inventory=inventory, playbook=playbook),
         capture_output=True,
         text=True,
         env=PLAIN_OUTPUT,
-        timeout=900,
+        timeout=timeout,
         check=False,
     )
 
