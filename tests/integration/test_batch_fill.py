@@ -83,7 +83,7 @@ def test_with_a_trickle_consume_waits_for_the_batch_to_fill(app):
 
 def test_the_consumer_hands_a_trickle_over_without_waiting_to_fill_its_batch(app):
     """Groups of 3 messages 0.5 s apart, batches of 100 and a 5 s consume timeout: each group is
-    processed on its own (batch_wait_ms, 10 ms by default, ends the wait), not gathered into a
+    processed on its own (batch_wait_ms, 2 ms by default, ends the wait), not gathered into a
     batch that waits for the timeout."""
     app.create_topic(partitions=1)
     consumer = app.start("consumer", "consume", CONSUMER__BATCH_TIMEOUT_S="5")

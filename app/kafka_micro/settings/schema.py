@@ -258,7 +258,7 @@ class ConsumerSettings(BaseModel):
         description="Longest wait of one consume call; also bounds how late a stop is noticed.",
     )
     batch_wait_ms: int = Field(
-        default=10,
+        default=2,
         ge=0,
         le=60_000,
         description="Once a batch has its first message, the longest it waits for more (as the "

@@ -43,8 +43,8 @@ _EXIT_USAGE = 2
 class BatchTimes:
     """Messages handled so far; the count and wall-clock time at the last full batch.
 
-    A drain ends with partial batches, each returned only after ``batch_timeout_s`` of
-    waiting for more; throughput is measured up to the last full batch to leave that out.
+    A drain ends with partial batches, each returned only after ``batch_wait_ms`` of waiting
+    for more; throughput is measured up to the last full batch to leave that out.
     """
 
     __slots__ = ("batch_size", "full_last_ns", "full_messages", "stats")

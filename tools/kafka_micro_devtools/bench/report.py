@@ -97,14 +97,17 @@ def plot(results: BenchResults, path: Path) -> None:
     from matplotlib import pyplot  # noqa: PLC0415
 
     figure, (producer_axes, consumer_axes, latency_axes) = pyplot.subplots(
-        1, 3, figsize=(16, 5), gridspec_kw={"width_ratios": [2, 2, 3]}
+        1, 3, figsize=(16, 5), gridspec_kw={"width_ratios": [2, 2, 4]}
     )
     _throughput_bars(producer_axes, results.producer, "Producer throughput")
     _throughput_bars(consumer_axes, results.consumer_comparisons, "Consumer throughput (drain)")
 
     percentiles = (("p50", "p50_ms"), ("p99", "p99_ms"), ("p99.9", "p999_ms"))
     runs: list[LatencyRun | JavaLatency] = [*results.latency]
-    ticks = [f"{run.label}\n{run.achieved_rate:,.0f} msg/s" for run in results.latency]
+    ticks = [
+        run.label if run.fixed_rate else f"{run.label}\n{run.achieved_rate:,.0f} msg/s"
+        for run in results.latency
+    ]
     if results.java_latency is not None:
         runs.append(results.java_latency)
         ticks.append("Kafka's\nEndToEndLatency")
@@ -119,7 +122,7 @@ def plot(results: BenchResults, path: Path) -> None:
     bound = next((t.target for t in results.targets if t.name == LATENCY_TARGET), None)
     if bound is not None:
         latency_axes.axhline(bound, color="grey", linestyle="--", label=f"target {bound:g} ms")
-    latency_axes.set_xticks(list(range(len(runs))), ticks)
+    latency_axes.set_xticks(list(range(len(runs))), ticks, fontsize=8, rotation=30, ha="right")
     latency_axes.set_yscale("log")
     latency_axes.set_ylabel("end-to-end latency, ms (log scale)")
     latency_axes.set_title("End-to-end latency, producer to consumer")

@@ -169,7 +169,7 @@ SWEEPS: dict[str, Sweep] = {
     ),
     "batch-wait": Sweep(
         "consumer.batch_wait_ms",
-        (1000, 50, 10, 2),
+        (100, 10, 2),
         _setting("consumer", "batch_wait_ms"),
         _consumers_and_latency_at_low_rates,
     ),
