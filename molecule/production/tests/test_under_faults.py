@@ -351,6 +351,8 @@ def test_kafka_downgraded_only_when_forced_then_upgraded_one_node_at_a_time(pipe
 def spare_broker(pipeline):
     """A fourth host, broker-only, in the inventory's kafka group: as an operator adds a VM. The
     inventory entry sits beside molecule's, where the cluster's CA and passwords are."""
+    # Here rather than in the test: an unselected scenario boots no container.
+    selected("broker")
     pipeline.start_host_like(SPARE_BROKER, pipeline.brokers[0])
     entry = Path(INVENTORY) / "spare-broker.yml"
     host = {
@@ -369,7 +371,6 @@ def test_a_broker_added_then_retired_under_load(pipeline, spare_broker):
     time, to trust its certificate) and takes its share of every topic's replicas
     (rebalance.yml), then gives them back and leaves (retire_broker.yml): nothing lost, and no
     broker restarts for the moves."""
-    selected("broker")
     three = sorted(pipeline.node_ids)
     four = [*three, SPARE_NODE_ID]
     pids = {}
