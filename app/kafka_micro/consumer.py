@@ -23,7 +23,7 @@ from kafka_micro.membership import (
     InstanceIdHeldError,
     Membership,
     Readiness,
-    await_instance_id_release,
+    await_instance_id_retry,
     commit_stored,
     instance_id_held,
 )
@@ -121,7 +121,7 @@ def _run_consumer(
     deadline = ConnectDeadline(
         errors.access, settings.connect_timeout_s, f"not in group {options.group_id!r}"
     )
-    readiness = Readiness(settings, notifier, deadline)
+    readiness = Readiness(notifier, deadline)
     membership = Membership(readiness)
     registry.register(ConsumerMetrics(settings.topic, stats, membership, readiness, statistics))
     log.info(
@@ -151,7 +151,7 @@ def _run_consumer(
         )
     except InstanceIdHeldError as error:
         log.warning("%s; waiting for it (no restart needed)", error)
-        await_instance_id_release(settings, stop)
+        await_instance_id_retry(stop)
         # librdkafka gives up on this refusal for good, and closing or freeing that client
         # aborted the process once (assertion in rd_kafka_enq_once_del_source_return, seen in
         # the fault suite): a fresh process image joins instead, with the same PID.
@@ -175,7 +175,8 @@ def _run_member(
     """Join with ``consumer`` and consume until stopped; closes it and returns the exit code.
 
     Raises InstanceIdHeldError, with the consumer left as it is (see ``_run_consumer``), when the
-    group refused this member's instance id before it was ever ready.
+    group refused this member's instance id: before it was ever ready (a predecessor killed
+    without leaving), or later (its own earlier session, fenced while the broker still held it).
     """
     consumer.subscribe(
         [settings.topic],
@@ -195,7 +196,9 @@ def _run_member(
             reporter=reporter,
         )
     except KafkaException as error:
-        if not readiness.ready and instance_id_held(error):
+        if instance_id_held(error):
+            # Not closed: see _run_consumer. Nothing stored since the last commit can be
+            # committed by a client that librdkafka has given up on; its successor re-reads it.
             raise InstanceIdHeldError(settings.consumer) from error
         consumer.close()
         notifier.stopping()

@@ -1,50 +1,37 @@
-"""This member's place in its consumer group: the partitions it owns, and when it is ready."""
+"""This member's place in its consumer group: the partitions it owns, and when it is ready.
+
+No admin client here: librdkafka 2.16's can abort the whole process when a coordinator request
+such as DescribeConsumerGroups fails (its issue 4605, a use-after-free on that request's error
+path), which a loaded machine made happen to consumers still starting. What this member needs to
+know about its group it reads from its own consumer.
+"""
 
 from __future__ import annotations
 
 import logging
-import time
+import struct
 from typing import Final
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
-
-# confluent_kafka.admin re-exports it without declaring it; import it from the source.
-from confluent_kafka.admin._group import MemberDescription
 
 from kafka_micro.access import ConnectDeadline
-from kafka_micro.clients import ClientErrors, client_config, create_client
 from kafka_micro.runtime import StopRequest
-from kafka_micro.settings import ConsumerSettings, Settings
+from kafka_micro.settings import ConsumerSettings
 from kafka_micro.systemd import SystemdNotifier
 
 log = logging.getLogger(__name__)
 
-# Until ready, how often the broker is asked whether this member has joined with no partitions,
-# or whether the instance id this member was refused is free again.
+# A member in the group gets its partitions within a few heartbeats (2 s apart as the roles
+# deploy the brokers); in the group this long with none, it is a stand-by (see Readiness).
+_STAND_BY_AFTER_S: Final = 10.0
+# How often a member not yet ready checks whether the broker has taken it into the group.
 _JOIN_CHECK_INTERVAL_S: Final = 1.0
-# How long a new member waits for an assignment before it asks the broker at all. A group the
-# roles deploy has a partition for every member, so this is a fallback; and librdkafka 2.16's
-# admin client can abort the process when a DescribeConsumerGroups request fails (issue #4605
-# there: a use-after-free on the coordinator request's error path, seen under load).
-_JOIN_CHECK_GRACE_S: Final = 10.0
-_DESCRIBE_TIMEOUT_S: Final = 2.0
-
-
-def _admin_client(settings: Settings) -> AdminClient:
-    return create_client(AdminClient, client_config(settings, "admin", ClientErrors("admin")))
-
-
-def _group_members(admin: AdminClient, group: str) -> list[MemberDescription] | None:
-    """The group's members as the broker lists them now; None when it cannot be described."""
-    try:
-        description = admin.describe_consumer_groups([group], request_timeout=_DESCRIBE_TIMEOUT_S)[
-            group
-        ].result()
-    except KafkaException as error:
-        log.debug("group %s not describable yet: %s", group, error)
-        return None
-    return list(description.members)
+# After the group refused this member's instance id, how long until it asks again.
+_HELD_ID_RETRY_S: Final = 2.0
+# librdkafka's serialized consumer group metadata: this magic, then the generation (under
+# KIP-848 the member epoch) as a native int32, then the ids. -1 until a broker took the member in.
+_GROUP_METADATA_MAGIC: Final = b"CGMDv2:"
+_GENERATION: Final = struct.Struct("=i")
 
 
 def commit_stored(consumer: Consumer, why: str) -> None:
@@ -58,49 +45,39 @@ def commit_stored(consumer: Consumer, why: str) -> None:
         log.warning("commit on %s failed: %s", why, error)
 
 
+def in_group(consumer: Consumer) -> bool:
+    """Whether a broker has taken this member into its group (its generation is set)."""
+    metadata = consumer.consumer_group_metadata()
+    if not metadata.startswith(_GROUP_METADATA_MAGIC):
+        raise RuntimeError(
+            "librdkafka's consumer group metadata no longer starts with "
+            f"{_GROUP_METADATA_MAGIC!r}: this kafka-micro does not know this librdkafka"
+        )
+    generation: int = _GENERATION.unpack_from(metadata, len(_GROUP_METADATA_MAGIC))[0]
+    return generation > 0
+
+
 class InstanceIdHeldError(Exception):
     """The group refused this static member's instance id: a predecessor holds it still."""
 
     def __init__(self, options: ConsumerSettings) -> None:
         super().__init__(
             f"instance id {options.instance_id!r} is still held in group {options.group_id!r} "
-            "by a member that ended without leaving (killed, or its host crashed), until the "
-            "broker's session timeout for it ends"
+            "by a member that ended without leaving (killed, its host crashed, or this member's "
+            "own earlier session, fenced), until the broker's session timeout for it ends"
         )
 
 
-def await_instance_id_release(settings: Settings, stop: StopRequest) -> None:
-    """After an InstanceIdHeldError: wait, until ``stop``, while the group lists the instance id.
+def await_instance_id_retry(stop: StopRequest) -> None:
+    """After an InstanceIdHeldError: wait a heartbeat's time before joining again.
 
-    Asking the group, rather than joining again, keeps librdkafka from logging a fatal error a
-    second. (The refusal alone tells a dead predecessor from one that left as a static member
-    does, keeping its id for a successor: the group lists both alike.)
+    Joining is the only way to learn that the id is free: the group lists a dead predecessor
+    and one that left as a static member does (keeping its id for a successor) alike.
     """
-    options = settings.consumer
-    admin = _admin_client(settings)
-    started = time.monotonic()
-    logged = False
-    while not stop.is_set():
-        # Unanswered is not free: joining again would only be refused again.
-        members = _group_members(admin, options.group_id)
-        if members is not None:
-            holder = next((m for m in members if m.group_instance_id == options.instance_id), None)
-            if holder is None:
-                log.info(
-                    "instance id %r free after %.1f s more: joining",
-                    options.instance_id,
-                    time.monotonic() - started,
-                )
-                return
-            if not logged:
-                logged = True
-                log.info(
-                    "waiting for the group to drop member %s (client %s on %s)",
-                    holder.member_id,
-                    holder.client_id,
-                    holder.host,
-                )
-        stop.event.wait(_JOIN_CHECK_INTERVAL_S)
+    log.info("joining again in %.0f s", _HELD_ID_RETRY_S)
+    # The refusal may also have reached the error callback, which sets ``stop``: only a signal
+    # cuts the wait short.
+    stop.sleep_unless_signalled(_HELD_ID_RETRY_S)
 
 
 def instance_id_held(error: KafkaException) -> bool:
@@ -120,19 +97,15 @@ class Readiness:
 
     That is its first assignment, as a rule. But under KIP-848 (``group_protocol='consumer'``)
     librdkafka calls no assignment callback for a member whose assignment is empty (more members
-    than partitions), so until the first assignment the broker is asked, once a second, for the
-    group's members (from ``_JOIN_CHECK_GRACE_S`` on): listed there with no partitions, this
-    member is a ready stand-by.
+    than partitions): a member that the broker took into the group ``_STAND_BY_AFTER_S`` ago and
+    that still has no partition is a ready stand-by.
     """
 
-    def __init__(
-        self, settings: Settings, notifier: SystemdNotifier, deadline: ConnectDeadline
-    ) -> None:
-        self._settings = settings
+    def __init__(self, notifier: SystemdNotifier, deadline: ConnectDeadline) -> None:
         self._notifier = notifier
         self._deadline = deadline
-        self._admin: AdminClient | None = None
-        self._next_check = time.monotonic() + _JOIN_CHECK_GRACE_S
+        self._joined_at: float | None = None
+        self._next_check = 0.0
         self.ready = False
 
     def assigned(self, owned: int) -> None:
@@ -140,26 +113,19 @@ class Readiness:
             self._become_ready(f"owns {owned} partitions")
 
     def check(self, now: float, consumer: Consumer) -> None:
-        """Call until ready; asks the broker at most once per interval."""
+        """Call until ready; looks at most once per interval."""
         if now < self._next_check:
             return
         self._next_check = now + _JOIN_CHECK_INTERVAL_S
-        if self._joined_without_partitions(consumer.memberid()):
+        if self._joined_at is None:
+            if in_group(consumer):
+                self._joined_at = now
+        elif now - self._joined_at >= _STAND_BY_AFTER_S:
             self._become_ready("in the group with no partitions (more members than partitions)")
-
-    def _joined_without_partitions(self, member_id: str | None) -> bool:
-        if self._admin is None:
-            self._admin = _admin_client(self._settings)
-        return any(
-            member.member_id == member_id
-            and (member.assignment is None or not member.assignment.topic_partitions)
-            for member in _group_members(self._admin, self._settings.consumer.group_id) or ()
-        )
 
     def _become_ready(self, why: str) -> None:
         self.ready = True
         self._deadline.reached()
-        self._admin = None
         log.info("ready: %s", why)
         self._notifier.ready()
 

@@ -7,9 +7,11 @@ import os
 import signal
 import sys
 import threading
+import time
 from types import FrameType
 from typing import Final, NoReturn
 
+_SIGNAL_CHECK_INTERVAL_S: Final = 0.1
 _JOURNALD_PRIORITY: Final = {
     logging.DEBUG: "<7>",
     logging.INFO: "<6>",
@@ -22,7 +24,10 @@ log = logging.getLogger(__name__)
 
 
 class StopRequest:
-    """Set by SIGTERM or SIGINT; the loops check it between chunks and batches."""
+    """Set by SIGTERM or SIGINT; the loops check it between chunks and batches.
+
+    A client's fatal error sets it too, to end the loop; ``signal_name`` tells the two apart.
+    """
 
     def __init__(self) -> None:
         self.event = threading.Event()
@@ -40,13 +45,19 @@ class StopRequest:
     def is_set(self) -> bool:
         return self.event.is_set()
 
+    def sleep_unless_signalled(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less if a stop signal arrives (whatever else set the event)."""
+        deadline = time.monotonic() + seconds
+        while not self.signal_name and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, _SIGNAL_CHECK_INTERVAL_S))
+
 
 def replace_process(stop: StopRequest) -> NoReturn:
     """Run this command line again in this process (``exec``): the PID, hence systemd's main
-    process and its notify socket, stays; no Python object is freed. A stop request instead
+    process and its notify socket, stays; no Python object is freed. A stop signal instead
     ends the process at once, without freeing anything either."""
     logging.shutdown()
-    if stop.is_set():
+    if stop.signal_name:
         os._exit(0)
     os.execv(sys.executable, sys.orig_argv)
 

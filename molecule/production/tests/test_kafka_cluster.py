@@ -142,7 +142,11 @@ def test_rolling_restart_keeps_acks_all_writes_flowing(hosts, app_hosts):
     # sequence of every producer in the topic once (the producers stopped only gracefully so far;
     # stopped now, so that no message is still on its way while verify reads).
     for app in app_hosts:
-        assert main_pids(app) == app_pids[app.backend.get_hostname()]
+        assert main_pids(app) == app_pids[app.backend.get_hostname()], app.check_output(
+            # Why a unit restarted: what the units logged, less the periodic lines.
+            f"journalctl --no-pager --since @{started} --unit 'kafka-*' "
+            "| grep -v -e ' consumed [0-9]' -e ' produced [0-9]' -e 'partitions ' | tail -n 60"
+        )
         journal = app.check_output(
             f"journalctl --no-pager --output cat --since @{started} --unit kafka-producer.service"
         )
