@@ -195,6 +195,7 @@ def test_kafka_tools_get_our_effective_settings_and_the_rest_is_listed():
     assert consumer_unmapped == [
         "fetch.max.bytes",
         "fetch.queue.backoff.ms",
+        "message.max.bytes",
         "queued.max.messages.kbytes",
     ]
 

@@ -36,7 +36,8 @@ def test_defaults_are_the_measured_tuning():
     consumer = settings.consumer.librdkafka_properties()
     assert consumer["fetch.min.bytes"] == 1
     assert consumer["fetch.wait.max.ms"] == 500
-    assert consumer["fetch.max.bytes"] == 1_048_576
+    assert consumer["fetch.max.bytes"] == 131_072
+    assert consumer["message.max.bytes"] == 131_072
     assert consumer["queued.max.messages.kbytes"] == 1024
     assert consumer["fetch.queue.backoff.ms"] == 10
     assert consumer["enable.auto.offset.store"] is False

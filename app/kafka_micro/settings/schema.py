@@ -38,6 +38,10 @@ _TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 # The instance number N of a unit kafka-consumer@N, whose instance id is HOST-N.
 _INSTANCE_NUMBER = re.compile(r"-([1-9][0-9]*)$")
 _MAX_PORT = 65535
+# librdkafka's default message.max.bytes; a consumer's is lowered to a smaller fetch.max.bytes.
+_LIBRDKAFKA_MESSAGE_MAX_BYTES = 1_000_000
+# Smaller fetches only add requests: a few 100-byte batches each.
+_MIN_FETCH_MAX_BYTES = 65_536
 DEAD_LETTER_SUFFIX = ".dlq"
 
 ProfileName = Literal["first-kafka"]
@@ -278,12 +282,12 @@ class ConsumerSettings(BaseModel):
         description="librdkafka fetch.wait.max.ms: the longest a fetch waits for fetch_min_bytes.",
     )
     fetch_max_bytes: int = Field(
-        default=1_048_576,
-        ge=1_000_000,
+        default=131_072,
+        ge=_MIN_FETCH_MAX_BYTES,
         le=2_147_483_135,
-        description="librdkafka fetch.max.bytes: most bytes one fetch response may bring "
-        "(at least message.max.bytes, 1000000); with queued_max_messages_kbytes it bounds "
-        "the consumer's memory.",
+        description="librdkafka fetch.max.bytes: most bytes one fetch response may bring (a "
+        "record batch larger than this still comes, alone); with queued_max_messages_kbytes "
+        "it bounds the consumer's memory.",
     )
     queued_max_messages_kbytes: int = Field(
         default=1024,
@@ -360,6 +364,9 @@ class ConsumerSettings(BaseModel):
             "fetch.min.bytes": self.fetch_min_bytes,
             "fetch.wait.max.ms": self.fetch_wait_max_ms,
             "fetch.max.bytes": self.fetch_max_bytes,
+            # librdkafka refuses a fetch.max.bytes below message.max.bytes (default 1000000),
+            # which bounds only what this client sends: a consumer's requests are small.
+            "message.max.bytes": min(self.fetch_max_bytes, _LIBRDKAFKA_MESSAGE_MAX_BYTES),
             "queued.max.messages.kbytes": self.queued_max_messages_kbytes,
             "fetch.queue.backoff.ms": self.fetch_queue_backoff_ms,
             "auto.offset.reset": self.auto_offset_reset,

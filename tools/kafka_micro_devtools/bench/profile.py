@@ -37,8 +37,10 @@ _SHARED_CONSUMER_PROPERTIES = (
 )
 # Our consumer's memory bound, not given to the Java tool: it has no prefetch queue, and its own
 # fetch.max.bytes (50 MB) leaves it at its best (it drained alike with 1 MB: docs/performance.md).
+# message.max.bytes only follows fetch.max.bytes down (librdkafka requires it).
 _NOT_SHARED_CONSUMER_PROPERTIES = (
     "fetch.max.bytes",
+    "message.max.bytes",
     "queued.max.messages.kbytes",
     "fetch.queue.backoff.ms",
 )

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 # The performance targets the bench reports on (docs/performance.md).
 RATIO_TARGET = 0.8
 LATENCY_TARGET_MS = 50.0
-RSS_TARGET_MB = 80.0
+RSS_TARGET_MB = 60.0
 _TARGET_INSTANCES = 6
 _HALF_RATE = 0.5
 # A fixed rate close to the producer's max measures the max again, not latency.

@@ -202,7 +202,7 @@ SWEEPS: dict[str, Sweep] = {
     ),
     "fetch-max-bytes": Sweep(
         "consumer.fetch_max_bytes",
-        (52_428_800, 4_194_304, 1_048_576),
+        (1_048_576, 524_288, 262_144, 131_072),
         _setting("consumer", "fetch_max_bytes"),
         _consumers_ours_only,
     ),
