@@ -230,24 +230,27 @@ def latency_phase(
 ) -> list[LatencyRun]:
     """Our producer to our consumer at fixed rates (msg/s) and at fractions of ``max_rate``,
     slowest first; then, ``with_kafka_tool``, Kafka's EndToEndLatency."""
+    # (rate, its fraction of max_rate, whether the rate is fixed); a relative run keeps the
+    # planned fraction itself, which rate / max_rate gives back only up to rounding.
     fixed = [
-        (rate, False)
+        (rate, rate / max_rate, True)
         for rate in (plan.latency_rates if rates is None else rates)
         if rate < max_rate * _HIGHEST_FIXED_FRACTION
     ]
     relative = [
-        (max_rate * f, True) for f in (plan.latency_fractions if fractions is None else fractions)
+        (max_rate * f, f, False)
+        for f in (plan.latency_fractions if fractions is None else fractions)
     ]
     runs = []
-    for rate, of_max in sorted(fixed + relative):
+    for rate, fraction, fixed_rate in sorted(fixed + relative):
         run = ours.latency(
             ctx,
             profile,
             message_bytes=plan.message_bytes,
             partitions=plan.partitions,
             rate=rate,
-            fraction=rate / max_rate,
-            fixed_rate=not of_max,
+            fraction=fraction,
+            fixed_rate=fixed_rate,
             duration_s=plan.latency_seconds,
             warmup_s=plan.latency_warmup_s,
         )
