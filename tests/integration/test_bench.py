@@ -82,6 +82,14 @@ def test_json_has_every_measurement_with_positive_numbers(quick_bench):
         assert run["achieved_rate"] > 0
         assert 0 < run["p50_ms"] <= run["p99_ms"] <= run["p999_ms"] <= run["max_ms"]
 
+    # The Java clients at each of our rates, a whole number of ms each (0 ms is possible).
+    java_at_rates = results["java_latency_at_rates"]
+    assert [run["target_rate"] for run in java_at_rates] == [run["target_rate"] for run in latency]
+    for run in java_at_rates:
+        assert run["samples"] > 0
+        assert 0 <= run["p50_ms"] <= run["p99_ms"] <= run["p999_ms"] <= run["max_ms"]
+        assert run["p99_ms"] == int(run["p99_ms"])
+
     java = results["java_latency"]
     assert java["messages"] == 200
     assert java["avg_ms"] > 0
@@ -108,8 +116,16 @@ def test_png_and_table_are_written(quick_bench):
     png = (output / "bench.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(png) > 10_000
-    rows = ("producer 100 B", "consumer x6", "1,000 msg/s", "50% of max", "EndToEndLatency")
-    for row in (*rows, "targets"):
+    rows = (
+        "producer 100 B",
+        "consumer x6",
+        "1,000 msg/s",
+        "50% of max",
+        "Java, 50% of max",
+        "EndToEndLatency",
+        "targets",
+    )
+    for row in rows:
         assert row in result.stdout
     assert "producer 100 B ours:" in result.stderr
 

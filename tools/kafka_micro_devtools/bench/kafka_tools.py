@@ -8,6 +8,8 @@ import random
 import re
 import string
 import subprocess
+import sys
+from array import array
 from pathlib import Path
 
 from kafka_micro.message import HEADER
@@ -17,12 +19,19 @@ from kafka_micro_devtools.bench.profile import (
     java_consumer_properties,
     java_producer_properties,
 )
-from kafka_micro_devtools.bench.results import JavaLatency, Throughput, load_average
+from kafka_micro_devtools.bench.results import JavaLatency, LatencyRun, Throughput, load_average
 
 PRODUCER_TOOL = "kafka-producer-perf-test"
 CONSUMER_TOOL = "kafka-consumer-perf-test"
 # No launcher of its own in the archive; kafka-run-class runs it from the tools jar.
 LATENCY_CLASS = "org.apache.kafka.tools.EndToEndLatency"
+# Ours (java/), compiled by the bench against the install's jars.
+RATE_LATENCY_CLASS = "RateLatencyConsumer"
+_CLASSES = (LATENCY_CLASS, RATE_LATENCY_CLASS)
+_JAVA_SOURCE = Path(__file__).parent / "java" / f"{RATE_LATENCY_CLASS}.java"
+# The Java consumer is done once nothing has arrived for this long (its producer has ended).
+_RATE_CONSUMER_IDLE_MS = 3000
+_ASSIGNMENT_TIMEOUT_S = 90.0
 _LATENCY_SUMMARY = re.compile(
     r"Avg latency: ([\d.]+) ms\s+Percentiles: 50th = (\d+), 99th = (\d+), 99.9th = (\d+)"
 )
@@ -54,18 +63,31 @@ def payload_file(path: Path, message_bytes: int, id_bytes: int) -> Path:
     return path
 
 
-def _run_tool(ctx: BenchContext, tool: str, args: list[str], log_name: str) -> str:
+def _tool_command(ctx: BenchContext, tool: str, args: list[str]) -> list[str]:
+    """The command line of one of Kafka's tools: a launcher in ``bin/``, or a class for
+    ``kafka-run-class``."""
     if ctx.kafka_home is None:
         raise BenchError(f"{tool} needs a Kafka install (--kafka-home)")
+    if tool in _CLASSES:
+        return [str(ctx.kafka_home / "bin" / "kafka-run-class"), tool, *args]
+    return [str(ctx.kafka_home / "bin" / tool), *args]
+
+
+def _tool_env(ctx: BenchContext, classpath: Path | None = None) -> dict[str, str]:
     env = {**os.environ, "KAFKA_HEAP_OPTS": _TOOL_HEAP, "LOG_DIR": str(ctx.log_path("java"))}
-    command = [str(ctx.kafka_home / "bin" / tool), *args]
-    if tool == LATENCY_CLASS:
-        command = [str(ctx.kafka_home / "bin" / "kafka-run-class"), tool, *args]
+    if classpath is not None:
+        # kafka-run-class puts it before the install's jars.
+        env["CLASSPATH"] = str(classpath)
+    return env
+
+
+def _run_tool(ctx: BenchContext, tool: str, args: list[str], log_name: str) -> str:
+    command = _tool_command(ctx, tool, args)
     log_file = ctx.log_path(f"{log_name}.log")
     try:
         result = subprocess.run(
             command,
-            env=env,
+            env=_tool_env(ctx),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -82,6 +104,36 @@ def _run_tool(ctx: BenchContext, tool: str, args: list[str], log_name: str) -> s
     return result.stdout
 
 
+def _producer_args(
+    ctx: BenchContext,
+    profile: BenchProfile,
+    topic: str,
+    name: str,
+    *,
+    message_bytes: int,
+    count: int,
+    id_bytes: int,
+    rate: float | None = None,
+) -> list[str]:
+    """``kafka-producer-perf-test``'s arguments: our producer's settings, at ``rate`` msg/s or
+    unthrottled."""
+    properties, _unmapped = java_producer_properties(profile.producer)
+    payloads = payload_file(ctx.log_path(f"{name}.payloads"), message_bytes, id_bytes)
+    return [
+        "--topic",
+        topic,
+        "--num-records",
+        str(count),
+        "--payload-file",
+        str(payloads),
+        "--throughput",
+        "-1" if rate is None else str(round(rate)),
+        "--producer-props",
+        f"bootstrap.servers={ctx.bootstrap}",
+        *(f"{key}={value}" for key, value in properties.items()),
+    ]
+
+
 def producer_perf(
     ctx: BenchContext,
     profile: BenchProfile,
@@ -96,25 +148,13 @@ def producer_perf(
     ``id_bytes`` is the length of our producer's id, to shape the payloads like ours.
     """
     name = ctx.unique_name(f"java-producer-{message_bytes}")
-    properties, _unmapped = java_producer_properties(profile.producer)
-    payloads = payload_file(ctx.log_path(f"{name}.payloads"), message_bytes, id_bytes)
     load = load_average()
     output = _run_tool(
         ctx,
         PRODUCER_TOOL,
-        [
-            "--topic",
-            topic,
-            "--num-records",
-            str(count),
-            "--payload-file",
-            str(payloads),
-            "--throughput",
-            "-1",
-            "--producer-props",
-            f"bootstrap.servers={ctx.bootstrap}",
-            *(f"{key}={value}" for key, value in properties.items()),
-        ],
+        _producer_args(
+            ctx, profile, topic, name, message_bytes=message_bytes, count=count, id_bytes=id_bytes
+        ),
         name,
     )
     match = _PRODUCER_SUMMARY.search(output)
@@ -135,6 +175,17 @@ def producer_perf(
     )
 
 
+def _consumer_properties_file(
+    ctx: BenchContext, profile: BenchProfile, group: str, **extra: str
+) -> Path:
+    """A Java consumer's properties file: our consumer's settings, then ``extra``."""
+    properties, _unmapped = java_consumer_properties(profile.consumer)
+    properties.update(extra)
+    path = ctx.log_path(f"{group}.properties")
+    path.write_text("".join(f"{k}={v}\n" for k, v in properties.items()), encoding="utf-8")
+    return path
+
+
 def consumer_perf(
     ctx: BenchContext,
     profile: BenchProfile,
@@ -148,9 +199,7 @@ def consumer_perf(
     Its ``fetch.*`` figures leave out the group join (``rebalance.time.ms``), like ours.
     """
     group = ctx.unique_name("java-consumer")
-    properties, _unmapped = java_consumer_properties(profile.consumer)
-    config = ctx.log_path(f"{group}.properties")
-    config.write_text("".join(f"{k}={v}\n" for k, v in properties.items()), encoding="utf-8")
+    config = _consumer_properties_file(ctx, profile, group)
     load = load_average()
     output = _run_tool(
         ctx,
@@ -221,3 +270,115 @@ def end_to_end_latency(
         p999_ms=float(match[4]),
         load_average=load,
     )
+
+
+def latency_at_rate(
+    ctx: BenchContext,
+    profile: BenchProfile,
+    *,
+    message_bytes: int,
+    partitions: int,
+    rate: float,
+    fraction: float,
+    fixed_rate: bool,
+    duration_s: float,
+    warmup_s: float,
+) -> LatencyRun:
+    """``kafka-producer-perf-test`` at ``rate`` msg/s and a Java consumer (``java/``) timing
+    every message, both with our settings: the Java counterpart of ``ours.latency``.
+
+    The record timestamp (the Java producer's send time) and the consumer's clock are whole
+    milliseconds. The messages scheduled in the first ``warmup_s`` are not counted.
+    """
+    topic = ctx.create_topic(f"java-latency{round(rate)}", partitions)
+    group = ctx.unique_name("java-latency")
+    config = _consumer_properties_file(
+        ctx,
+        profile,
+        group,
+        **{"bootstrap.servers": ctx.bootstrap, "group.id": group, "auto.offset.reset": "earliest"},
+    )
+    count = round(rate * (duration_s + warmup_s))
+    times_file = ctx.log_path(f"{group}.times")
+    command = _tool_command(
+        ctx,
+        RATE_LATENCY_CLASS,
+        [str(config), topic, str(count), str(_RATE_CONSUMER_IDLE_MS), str(times_file)],
+    )
+    log_file = ctx.log_path(f"{group}.log")
+    with log_file.open("w", encoding="utf-8") as log:
+        consumer = subprocess.Popen(
+            command,
+            env=_tool_env(ctx, _compiled_classes(ctx)),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        ctx.wait_for_assignment(group, partitions, _ASSIGNMENT_TIMEOUT_S)
+        load = load_average()
+        name = ctx.unique_name(f"java-producer-{round(rate)}")
+        _run_tool(
+            ctx,
+            PRODUCER_TOOL,
+            _producer_args(
+                ctx,
+                profile,
+                topic,
+                name,
+                message_bytes=message_bytes,
+                count=count,
+                id_bytes=len(name),
+                rate=rate,
+            ),
+            name,
+        )
+        returncode = consumer.wait(_TOOL_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"{RATE_LATENCY_CLASS} did not stop; see {log_file}") from None
+    finally:
+        consumer.kill()
+        consumer.wait()
+    if returncode != 0:
+        raise BenchError(f"{RATE_LATENCY_CLASS} exited with code {returncode}; see {log_file}")
+    times = array("q")
+    times.frombytes(times_file.read_bytes())
+    times_file.unlink()
+    if sys.byteorder == "little":
+        times.byteswap()  # Java's DataOutputStream writes big-endian
+    if not times:
+        raise BenchError(f"{RATE_LATENCY_CLASS} received nothing; see {log_file}")
+    # The tool schedules its i-th message i / rate after it starts and, when late (its first
+    # send waits for metadata), catches up at full speed: the warm-up is its first messages.
+    sent = times[0::2]
+    measured_from_ms = sorted(sent)[min(round(rate * warmup_s), len(sent) - 1)]
+    latencies_ns = [
+        (received_ms - sent_ms) * 1_000_000
+        for sent_ms, received_ms in zip(sent, times[1::2], strict=True)
+        if sent_ms >= measured_from_ms
+    ]
+    return LatencyRun.of(
+        latencies_ns,
+        rate=rate,
+        fraction=fraction,
+        fixed_rate=fixed_rate,
+        duration_s=duration_s,
+        load=load,
+    )
+
+
+def _compiled_classes(ctx: BenchContext) -> Path:
+    """``java/``'s consumer compiled against the install's client jars, once per run."""
+    assert ctx.kafka_home is not None  # _tool_command refused a run without it
+    classes = ctx.work_dir / "java-classes"
+    if not (classes / f"{RATE_LATENCY_CLASS}.class").exists():
+        jars = ctx.kafka_home / "share" / "java" / "kafka" / "*"
+        result = subprocess.run(
+            ["javac", "-d", str(classes), "-cp", str(jars), str(_JAVA_SOURCE)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise BenchError(f"javac could not compile {_JAVA_SOURCE}:\n{result.stderr}")
+    return classes

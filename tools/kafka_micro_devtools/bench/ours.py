@@ -18,7 +18,7 @@ from kafka_micro.settings import ENV_PREFIX
 from kafka_micro_devtools.bench.context import BenchContext, BenchError
 from kafka_micro_devtools.bench.latencyfile import latency_ns_from_file
 from kafka_micro_devtools.bench.profile import BenchProfile
-from kafka_micro_devtools.bench.results import LatencyRun, Throughput, load_average, percentile
+from kafka_micro_devtools.bench.results import LatencyRun, Throughput, load_average
 from kafka_micro_devtools.broker_security import User
 
 log = logging.getLogger(__name__)
@@ -334,21 +334,17 @@ def latency(
     finally:
         consumer.kill()
     measured_from = int(sent["started_ns"]) + int(warmup_s * 1e9)
-    latencies = sorted(latency_ns_from_file(latency_file, measured_from))
+    latencies = latency_ns_from_file(latency_file, measured_from)
     latency_file.unlink()
     if not latencies:
         raise BenchError(f"the latency consumer received nothing; see {consumer.log_file}")
-    return LatencyRun(
-        fraction_of_max=fraction,
+    return LatencyRun.of(
+        latencies,
+        rate=rate,
+        fraction=fraction,
         fixed_rate=fixed_rate,
-        target_rate=round(rate, 1),
-        achieved_rate=round(len(latencies) / duration_s, 1),
-        samples=len(latencies),
-        p50_ms=percentile(latencies, 0.50) / 1e6,
-        p99_ms=percentile(latencies, 0.99) / 1e6,
-        p999_ms=percentile(latencies, 0.999) / 1e6,
-        max_ms=latencies[-1] / 1e6,
-        load_average=load,
+        duration_s=duration_s,
+        load=load,
     )
 
 

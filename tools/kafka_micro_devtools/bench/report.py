@@ -9,8 +9,6 @@ from kafka_micro_devtools.bench.results import (
     LATENCY_TARGET,
     BenchResults,
     Comparison,
-    JavaLatency,
-    LatencyRun,
 )
 
 if TYPE_CHECKING:
@@ -63,11 +61,19 @@ def to_table(results: BenchResults) -> str:
             f"{'end-to-end latency':<22}{'rate msg/s':>12}{'achieved':>10}{'p50 ms':>9}"
             f"{'p99 ms':>9}{'p99.9 ms':>10}{'max ms':>9}",
         ]
-        for run in results.latency:
+        labelled = [(run.label, run) for run in results.latency] + [
+            (f"Java, {run.label}", run) for run in results.java_latency_at_rates
+        ]
+        for label, run in labelled:
             lines.append(
-                f"{run.label:<22}{_number(run.target_rate):>12}"
+                f"{label:<22}{_number(run.target_rate):>12}"
                 f"{_number(run.achieved_rate):>10}{run.p50_ms:>9.1f}{run.p99_ms:>9.1f}"
                 f"{run.p999_ms:>10.1f}{run.max_ms:>9.1f}"
+            )
+        if results.java_latency_at_rates:
+            lines.append(
+                "(Java: kafka-producer-perf-test at the rate, a Java consumer timing each "
+                "message; whole ms)"
             )
     java = results.java_latency
     if java is not None:
@@ -102,32 +108,7 @@ def plot(results: BenchResults, path: Path) -> None:
     _throughput_bars(producer_axes, results.producer, "Producer throughput")
     _throughput_bars(consumer_axes, results.consumer_comparisons, "Consumer throughput (drain)")
 
-    percentiles = (("p50", "p50_ms"), ("p99", "p99_ms"), ("p99.9", "p999_ms"))
-    runs: list[LatencyRun | JavaLatency] = [*results.latency]
-    ticks = [
-        run.label if run.fixed_rate else f"{run.label}\n{run.achieved_rate:,.0f} msg/s"
-        for run in results.latency
-    ]
-    if results.java_latency is not None:
-        runs.append(results.java_latency)
-        ticks.append("Kafka's\nEndToEndLatency")
-    bar = 0.26
-    for index, (label, field) in enumerate(percentiles):
-        latency_axes.bar(
-            [x + (index - 1) * bar for x in range(len(runs))],
-            [getattr(run, field) for run in runs],
-            bar,
-            label=label,
-        )
-    bound = next((t.target for t in results.targets if t.name == LATENCY_TARGET), None)
-    if bound is not None:
-        latency_axes.axhline(bound, color="grey", linestyle="--", label=f"target {bound:g} ms")
-    latency_axes.set_xticks(list(range(len(runs))), ticks, fontsize=8, rotation=30, ha="right")
-    latency_axes.set_yscale("log")
-    latency_axes.set_ylabel("end-to-end latency, ms (log scale)")
-    latency_axes.set_title("End-to-end latency, producer to consumer")
-    latency_axes.legend()
-
+    _latency_lines(latency_axes, results)
     figure.suptitle(
         f"kafka-micro-bench {results.started_at} (load average at start "
         f"{results.load_average_start[0]:.1f})"
@@ -135,6 +116,44 @@ def plot(results: BenchResults, path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     pyplot.close(figure)
+
+
+def _latency_lines(axes: Axes, results: BenchResults) -> None:
+    """p50 and p99 against the achieved rate, ours and the Java clients', both axes log."""
+    series = (
+        ("kafka-micro", results.latency, "tab:blue"),
+        ("Java clients", results.java_latency_at_rates, "tab:orange"),
+    )
+    for who, runs, colour in series:
+        ordered = sorted(runs, key=lambda run: run.achieved_rate)
+        rates = [run.achieved_rate for run in ordered]
+        for label, field, style in (("p50", "p50_ms", ":"), ("p99", "p99_ms", "-")):
+            axes.plot(
+                rates,
+                [getattr(run, field) for run in ordered],
+                style,
+                marker="o",
+                color=colour,
+                label=f"{who} {label}",
+            )
+    round_trip = results.java_latency
+    if round_trip is not None and round_trip.avg_ms:
+        axes.plot(
+            [1000 / round_trip.avg_ms],
+            [round_trip.p99_ms],
+            "s",
+            color="tab:green",
+            label="Kafka's EndToEndLatency p99 (one in flight)",
+        )
+    bound = next((t.target for t in results.targets if t.name == LATENCY_TARGET), None)
+    if bound is not None:
+        axes.axhline(bound, color="grey", linestyle="--", label=f"target p99 {bound:g} ms")
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("achieved rate, msg/s (log scale)")
+    axes.set_ylabel("end-to-end latency, ms (log scale)")
+    axes.set_title("End-to-end latency against the rate")
+    axes.legend(fontsize=8)
 
 
 def _throughput_bars(axes: Axes, comparisons: list[Comparison], title: str) -> None:

@@ -92,6 +92,32 @@ class LatencyRun(_Result):
     max_ms: float
     load_average: tuple[float, float, float]
 
+    @classmethod
+    def of(
+        cls,
+        latencies_ns: list[int],
+        *,
+        rate: float,
+        fraction: float,
+        fixed_rate: bool,
+        duration_s: float,
+        load: tuple[float, float, float],
+    ) -> LatencyRun:
+        """The percentiles of ``latencies_ns``, measured over ``duration_s`` at ``rate``."""
+        latencies = sorted(latencies_ns)
+        return cls(
+            fraction_of_max=fraction,
+            fixed_rate=fixed_rate,
+            target_rate=round(rate, 1),
+            achieved_rate=round(len(latencies) / duration_s, 1),
+            samples=len(latencies),
+            p50_ms=percentile(latencies, 0.50) / 1e6,
+            p99_ms=percentile(latencies, 0.99) / 1e6,
+            p999_ms=percentile(latencies, 0.999) / 1e6,
+            max_ms=latencies[-1] / 1e6,
+            load_average=load,
+        )
+
     @property
     def label(self) -> str:
         return (
@@ -158,6 +184,10 @@ class BenchResults(ResultsHeader):
     producer: list[Comparison] = Field(default_factory=list)
     latency: list[LatencyRun] = Field(default_factory=list)
     java_latency: JavaLatency | None = None
+    java_latency_at_rates: list[LatencyRun] = Field(
+        default_factory=list,
+        description="kafka-producer-perf-test at our rates, a Java consumer timing each message",
+    )
     consumer: list[ConsumerRun] = Field(default_factory=list)
     consumer_comparisons: list[Comparison] = Field(default_factory=list)
     targets: list[Target] = Field(default_factory=list)

@@ -7,6 +7,7 @@ import logging
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from kafka_micro_devtools.bench import kafka_tools, ours
 from kafka_micro_devtools.bench.context import BenchContext, BenchError
@@ -229,7 +230,8 @@ def latency_phase(
     with_kafka_tool: bool = False,
 ) -> list[LatencyRun]:
     """Our producer to our consumer at fixed rates (msg/s) and at fractions of ``max_rate``,
-    slowest first; then, ``with_kafka_tool``, Kafka's EndToEndLatency."""
+    slowest first; ``with_kafka_tool``, Kafka's producer and a Java consumer at each rate too,
+    then Kafka's EndToEndLatency."""
     # (rate, its fraction of max_rate, whether the rate is fixed); a relative run keeps the
     # planned fraction itself, which rate / max_rate gives back only up to rounding.
     fixed = [
@@ -243,31 +245,25 @@ def latency_phase(
     ]
     runs = []
     for rate, fraction, fixed_rate in sorted(fixed + relative):
-        run = ours.latency(
-            ctx,
-            profile,
-            message_bytes=plan.message_bytes,
-            partitions=plan.partitions,
-            rate=rate,
-            fraction=fraction,
-            fixed_rate=fixed_rate,
-            duration_s=plan.latency_seconds,
-            warmup_s=plan.latency_warmup_s,
-        )
+        settings: dict[str, Any] = {
+            "message_bytes": plan.message_bytes,
+            "partitions": plan.partitions,
+            "rate": rate,
+            "fraction": fraction,
+            "fixed_rate": fixed_rate,
+            "duration_s": plan.latency_seconds,
+            "warmup_s": plan.latency_warmup_s,
+        }
+        run = ours.latency(ctx, profile, **settings)
         ctx.delete_topics()
-        ctx.progress(
-            "latency at %s (%.0f msg/s, achieved %.0f): p50 %.1f ms, p99 %.1f ms, "
-            "p99.9 %.1f ms, max %.1f ms (%d samples)",
-            run.label,
-            run.target_rate,
-            run.achieved_rate,
-            run.p50_ms,
-            run.p99_ms,
-            run.p999_ms,
-            run.max_ms,
-            run.samples,
-        )
+        _report_latency(ctx, ours.TOOL, run)
         runs.append(run)
+        if with_kafka_tool and ctx.kafka_home:
+            # Right after ours at the same rate, so that both meet the same load.
+            theirs = kafka_tools.latency_at_rate(ctx, profile, **settings)
+            ctx.delete_topics()
+            _report_latency(ctx, "Java", theirs)
+            results.java_latency_at_rates.append(theirs)
     results.latency.extend(runs)
     if with_kafka_tool and ctx.kafka_home:
         java = kafka_tools.end_to_end_latency(
@@ -282,6 +278,22 @@ def latency_phase(
         )
         results.java_latency = java
     return runs
+
+
+def _report_latency(ctx: BenchContext, who: str, run: LatencyRun) -> None:
+    ctx.progress(
+        "latency at %s, %s (%.0f msg/s, achieved %.0f): p50 %.1f ms, p99 %.1f ms, "
+        "p99.9 %.1f ms, max %.1f ms (%d samples)",
+        run.label,
+        who,
+        run.target_rate,
+        run.achieved_rate,
+        run.p50_ms,
+        run.p99_ms,
+        run.p999_ms,
+        run.max_ms,
+        run.samples,
+    )
 
 
 def consumer_phase(
