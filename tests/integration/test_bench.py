@@ -13,6 +13,7 @@ from kafka_micro_devtools.bench.latencyfile import latency_ns_from_file
 from kafka_micro_devtools.bench.probe import BatchTimes, LatencyRecorder
 from kafka_micro_devtools.bench.profile import (
     BenchProfile,
+    java_connection_properties,
     java_consumer_properties,
     java_producer_properties,
 )
@@ -139,6 +140,47 @@ def test_bad_option_is_refused_with_a_clear_message(tmp_path):
     )
     assert result.returncode == 2
     assert "'0' must be at least 1" in result.stderr
+
+
+def test_a_login_kafkas_tools_cannot_be_given_is_refused_naming_the_property(tmp_path):
+    config = tmp_path / "bench.toml"
+    config.write_text(
+        '[librdkafka]\n"security.protocol" = "SSL"\n"ssl.key.location" = "/etc/client.key"\n',
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [BENCH, "--bootstrap", "localhost:1", "--config", str(config), "--no-kafka-tools"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "['ssl.key.location'] have no Java translation" in result.stderr
+    assert str(config) in result.stderr
+    assert not (tmp_path / "bench-results").exists()
+
+
+def test_a_scram_login_is_translated_for_the_java_clients():
+    java = java_connection_properties(
+        {
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanisms": "SCRAM-SHA-512",
+            "sasl.username": "kafka-admin",
+            "sasl.password": "s3cret",
+            "ssl.ca.location": "/etc/kafka/tls/ca.crt",
+        }
+    )
+    assert java == {
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": "/etc/kafka/tls/ca.crt",
+        "sasl.jaas.config": "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        'username="kafka-admin" password="s3cret";',
+    }
+    with pytest.raises(ValueError, match="'GSSAPI'"):
+        java_connection_properties({"sasl.username": "u", "sasl.password": "p"})
 
 
 def test_missing_archive_is_named(tmp_path):

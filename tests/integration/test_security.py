@@ -14,6 +14,11 @@ from apprunner import App, committed_offsets, wait_until
 from confluent_kafka import Producer
 
 from kafka_micro.message import value_packer
+from kafka_micro.settings import ConsumerSettings, ProducerSettings
+from kafka_micro_devtools.bench import kafka_tools
+from kafka_micro_devtools.bench.context import BenchContext
+from kafka_micro_devtools.bench.profile import BenchProfile, java_connection_properties
+from kafka_micro_devtools.broker_security import USERS
 from kafka_micro_devtools.localbroker import LocalBroker
 from kafka_micro_devtools.throwaway_tls import create_authority
 
@@ -279,3 +284,30 @@ def test_dead_letters_are_written_and_read_as_the_consumer_and_replayed_as_the_p
         False,
         True,
     ]
+
+
+def test_the_bench_runs_kafkas_tools_with_the_config_files_login(
+    secured_broker, kafka_home, tmp_path
+):
+    """``kafka-micro-bench --bootstrap --config``: the top-level librdkafka table (here the
+    admin's SASL_SSL login) is translated for Kafka's Java tools, which reach the TLS-only,
+    ACL-guarded listener with it."""
+    connection = secured_broker.client_properties("admin")
+    ctx = BenchContext(
+        secured_broker.bootstrap,
+        tmp_path,
+        kafka_home,
+        client_properties=dict.fromkeys(USERS, connection),
+        java_connection=java_connection_properties(connection),
+    )
+    profile = BenchProfile(name="t", producer=ProducerSettings(), consumer=ConsumerSettings())
+    try:
+        measured = kafka_tools.end_to_end_latency(ctx, profile, messages=20, message_bytes=100)
+    finally:
+        ctx.delete_topics()
+        ctx.close()
+    assert measured.messages == 20
+    assert measured.avg_ms > 0
+    properties_files = list((tmp_path / "logs").glob("*.properties"))
+    assert properties_files
+    assert all(path.stat().st_mode & 0o777 == 0o600 for path in properties_files)

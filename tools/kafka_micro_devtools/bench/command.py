@@ -26,6 +26,7 @@ from kafka_micro_devtools.bench import groups, metricscost, report, runner, secu
 from kafka_micro_devtools.bench.context import NAME_PREFIX, BenchContext, BenchError
 from kafka_micro_devtools.bench.profile import (
     BenchProfile,
+    java_connection_properties,
     java_consumer_properties,
     java_producer_properties,
 )
@@ -61,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="PATH",
         help="TOML config file whose producer/consumer settings are benchmarked "
-        "(default: the built-in defaults; KAFKA_MICRO_* variables apply as usual)",
+        "(default: the built-in defaults; KAFKA_MICRO_* variables apply as usual); with "
+        "--bootstrap, every client, ours and Kafka's tools, connects with its top-level "
+        "librdkafka table (security.protocol, sasl.*, ssl.ca.location)",
     )
     bench.add_argument(
         "--profile",
@@ -277,6 +280,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     """Benchmark ``settings`` (or run the sweeps) as the options ask; returns the exit code."""
+    # A running cluster is reached with the config file's connection properties (e.g. its admin
+    # user over SASL_SSL); a broker the bench starts is PLAINTEXT.
+    connection = (
+        {name: str(value) for name, value in settings.librdkafka.items()}
+        if args.bootstrap is not None
+        else {}
+    )
+    try:
+        java_connection = java_connection_properties(connection)
+    except ValueError as error:
+        log.error("bench failed: the top-level librdkafka table of %s: %s", args.config, error)
+        return EXIT_USAGE
     profile = _baseline(args, settings)
     output_dir: Path = args.output_dir or Path("bench-results") / time.strftime(
         "%Y%m%d-%H%M%S", time.gmtime()
@@ -298,7 +313,13 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
             tempfile.TemporaryDirectory(prefix="kafka-micro-bench-") as scratch,
             _broker(args, Path(scratch)) as broker,
         ):
-            ctx = BenchContext(broker.bootstrap, output_dir, broker.kafka_home)
+            ctx = BenchContext(
+                broker.bootstrap,
+                output_dir,
+                broker.kafka_home,
+                client_properties=dict.fromkeys(USERS, connection),
+                java_connection=java_connection,
+            )
             ctx.progress("broker %s; results in %s", broker.bootstrap, output_dir)
             notes = [] if broker.kafka_home else ["Kafka's tools not run: no ratios"]
             try:

@@ -19,6 +19,7 @@ from confluent_kafka.cimpl import NewTopic
 from kafka_micro.clients import ClientErrors, client_config, create_client
 from kafka_micro.settings import settings_from
 from kafka_micro_devtools.broker_security import User
+from kafka_micro_devtools.throwaway_tls import write_owner_only
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class BenchContext:
     holds, per user, the librdkafka properties (``security.protocol``, ``sasl.*``, ``ssl.*``)
     its clients connect with: the admin client as ``admin``, our producers as ``producer``,
     our consumers as ``consumer``; empty (the default) for a PLAINTEXT broker.
+    ``java_connection`` holds the same for Kafka's Java tools (one login for all of them).
 
     Our children serve ``/metrics`` as deployed (``metrics``: on by default), on free ports of
     127.0.0.1 so they never take a deployment's ports. With ``scrape_interval_s`` the bench
@@ -54,6 +56,7 @@ class BenchContext:
     work_dir: Path
     kafka_home: Path | None
     client_properties: Mapping[User, Mapping[str, str]] = field(default_factory=dict)
+    java_connection: Mapping[str, str] = field(default_factory=dict)
     metrics: bool = True
     scrape_interval_s: float | None = None
     statistics_interval_ms: int | None = None
@@ -98,6 +101,14 @@ class BenchContext:
         logs = self.work_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         return logs / name
+
+    def java_properties_file(self, name: str, properties: Mapping[str, str]) -> Path:
+        """A Java client properties file in the logs: ``properties``, the bootstrap servers and
+        ``java_connection`` (whose password makes it readable by its owner only)."""
+        path = self.log_path(f"{name}.properties")
+        lines = {"bootstrap.servers": self.bootstrap, **properties, **self.java_connection}
+        write_owner_only(path, "".join(f"{k}={v}\n" for k, v in lines.items()).encode())
+        return path
 
     def create_topic(self, what: str, partitions: int) -> str:
         """Create a fresh topic (replication: the broker's default) and wait until it is usable."""

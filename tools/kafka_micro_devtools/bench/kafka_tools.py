@@ -128,9 +128,8 @@ def _producer_args(
         str(payloads),
         "--throughput",
         "-1" if rate is None else str(round(rate)),
-        "--producer-props",
-        f"bootstrap.servers={ctx.bootstrap}",
-        *(f"{key}={value}" for key, value in properties.items()),
+        "--producer.config",
+        str(ctx.java_properties_file(name, properties)),
     ]
 
 
@@ -180,10 +179,7 @@ def _consumer_properties_file(
 ) -> Path:
     """A Java consumer's properties file: our consumer's settings, then ``extra``."""
     properties, _unmapped = java_consumer_properties(profile.consumer)
-    properties.update(extra)
-    path = ctx.log_path(f"{group}.properties")
-    path.write_text("".join(f"{k}={v}\n" for k, v in properties.items()), encoding="utf-8")
-    return path
+    return ctx.java_properties_file(group, {**properties, **extra})
 
 
 def consumer_perf(
@@ -251,12 +247,20 @@ def end_to_end_latency(
     topic = ctx.create_topic("java-latency", 1)
     # The tool takes 1 or all: it needs an acknowledgement to wait for.
     acks = "1" if profile.producer.acks == "1" else "all"
+    name = ctx.unique_name("java-latency")
     load = load_average()
     output = _run_tool(
         ctx,
         LATENCY_CLASS,
-        [ctx.bootstrap, topic, str(messages), str(acks), str(message_bytes)],
-        ctx.unique_name("java-latency"),
+        [
+            ctx.bootstrap,
+            topic,
+            str(messages),
+            str(acks),
+            str(message_bytes),
+            str(ctx.java_properties_file(name, {})),
+        ],
+        name,
     )
     match = _LATENCY_SUMMARY.search(output)
     if match is None:
@@ -293,10 +297,7 @@ def latency_at_rate(
     topic = ctx.create_topic(f"java-latency{round(rate)}", partitions)
     group = ctx.unique_name("java-latency")
     config = _consumer_properties_file(
-        ctx,
-        profile,
-        group,
-        **{"bootstrap.servers": ctx.bootstrap, "group.id": group, "auto.offset.reset": "earliest"},
+        ctx, profile, group, **{"group.id": group, "auto.offset.reset": "earliest"}
     )
     count = round(rate * (duration_s + warmup_s))
     times_file = ctx.log_path(f"{group}.times")

@@ -7,6 +7,7 @@ run with the same message size, acks, idempotence, compression, linger, batch an
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,6 +36,20 @@ _SHARED_CONSUMER_PROPERTIES = (
     "fetch.wait.max.ms",
     "auto.offset.reset",
 )
+# The JAAS login module of each SASL mechanism a librdkafka client can log in with by password.
+_JAVA_LOGIN_MODULE = {
+    "PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
+    "SCRAM-SHA-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
+    "SCRAM-SHA-512": "org.apache.kafka.common.security.scram.ScramLoginModule",
+}
+# librdkafka connection properties with a Java counterpart (same value).
+_JAVA_CONNECTION_NAME = {
+    "security.protocol": "security.protocol",
+    "sasl.mechanisms": "sasl.mechanism",
+    "sasl.mechanism": "sasl.mechanism",
+    "ssl.endpoint.identification.algorithm": "ssl.endpoint.identification.algorithm",
+}
+_SASL_CREDENTIALS = ("sasl.username", "sasl.password")
 # Our consumer's memory bound, not given to the Java tool: it has no prefetch queue, and its own
 # fetch.max.bytes (50 MB) leaves it at its best (it drained alike with 1 MB: docs/performance.md).
 # message.max.bytes only follows fetch.max.bytes down (librdkafka requires it).
@@ -127,3 +142,39 @@ def _java_value(value: LibrdkafkaValue) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def java_connection_properties(librdkafka: Mapping[str, LibrdkafkaValue]) -> dict[str, str]:
+    """The Java client properties that connect like these librdkafka ones (a config file's
+    top-level ``librdkafka`` table: ``security.protocol``, ``sasl.*``, ``ssl.ca.location``).
+
+    Raises ``ValueError`` naming a property that has no translation here.
+    """
+    untranslated = sorted(
+        set(librdkafka) - set(_JAVA_CONNECTION_NAME) - set(_SASL_CREDENTIALS) - {"ssl.ca.location"}
+    )
+    if untranslated:
+        raise ValueError(
+            f"librdkafka properties {untranslated} have no Java translation in the bench; it "
+            f"translates {sorted([*_JAVA_CONNECTION_NAME, *_SASL_CREDENTIALS, 'ssl.ca.location'])}"
+        )
+    java = {
+        _JAVA_CONNECTION_NAME[name]: _java_value(value)
+        for name, value in librdkafka.items()
+        if name in _JAVA_CONNECTION_NAME
+    }
+    if "ssl.ca.location" in librdkafka:
+        java["ssl.truststore.type"] = "PEM"
+        java["ssl.truststore.location"] = str(librdkafka["ssl.ca.location"])
+    if any(name in librdkafka for name in _SASL_CREDENTIALS):
+        mechanism = java.get("sasl.mechanism", "GSSAPI")
+        if mechanism not in _JAVA_LOGIN_MODULE:
+            raise ValueError(
+                f"sasl.mechanism {mechanism!r}: the bench logs Java clients in by password with "
+                f"{sorted(_JAVA_LOGIN_MODULE)} only"
+            )
+        username, password = (str(librdkafka.get(name, "")) for name in _SASL_CREDENTIALS)
+        java["sasl.jaas.config"] = (
+            f'{_JAVA_LOGIN_MODULE[mechanism]} required username="{username}" password="{password}";'
+        )
+    return java
