@@ -296,6 +296,7 @@ def latency_at_rate(
     """
     topic = ctx.create_topic(f"java-latency{round(rate)}", partitions)
     group = ctx.unique_name("java-latency")
+    # earliest: a message sent before the consumer's first fetch still counts (the topic is new).
     config = _consumer_properties_file(
         ctx, profile, group, **{"group.id": group, "auto.offset.reset": "earliest"}
     )
