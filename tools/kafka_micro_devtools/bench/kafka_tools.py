@@ -19,7 +19,13 @@ from kafka_micro_devtools.bench.profile import (
     java_consumer_properties,
     java_producer_properties,
 )
-from kafka_micro_devtools.bench.results import JavaLatency, LatencyRun, Throughput, load_average
+from kafka_micro_devtools.bench.results import (
+    JavaLatency,
+    LatencyRun,
+    RatePlan,
+    Throughput,
+    load_average,
+)
 
 PRODUCER_TOOL = "kafka-producer-perf-test"
 CONSUMER_TOOL = "kafka-consumer-perf-test"
@@ -276,31 +282,20 @@ def end_to_end_latency(
     )
 
 
-def latency_at_rate(
-    ctx: BenchContext,
-    profile: BenchProfile,
-    *,
-    message_bytes: int,
-    partitions: int,
-    rate: float,
-    fraction: float,
-    fixed_rate: bool,
-    duration_s: float,
-    warmup_s: float,
-) -> LatencyRun:
+def latency_at_rate(ctx: BenchContext, profile: BenchProfile, plan: RatePlan) -> LatencyRun:
     """``kafka-producer-perf-test`` at ``rate`` msg/s and a Java consumer (``java/``) timing
     every message, both with our settings: the Java counterpart of ``ours.latency``.
 
     The record timestamp (the Java producer's send time) and the consumer's clock are whole
     milliseconds. The messages scheduled in the first ``warmup_s`` are not counted.
     """
-    topic = ctx.create_topic(f"java-latency{round(rate)}", partitions)
+    topic = ctx.create_topic(f"java-latency{round(plan.rate)}", plan.partitions)
     group = ctx.unique_name("java-latency")
     # earliest: a message sent before the consumer's first fetch still counts (the topic is new).
     config = _consumer_properties_file(
         ctx, profile, group, **{"group.id": group, "auto.offset.reset": "earliest"}
     )
-    count = round(rate * (duration_s + warmup_s))
+    count = round(plan.rate * (plan.duration_s + plan.warmup_s))
     times_file = ctx.log_path(f"{group}.times")
     command = _tool_command(
         ctx,
@@ -317,9 +312,9 @@ def latency_at_rate(
             stderr=subprocess.STDOUT,
         )
     try:
-        ctx.wait_for_assignment(group, partitions, _ASSIGNMENT_TIMEOUT_S)
+        ctx.wait_for_assignment(group, plan.partitions, _ASSIGNMENT_TIMEOUT_S)
         load = load_average()
-        name = ctx.unique_name(f"java-producer-{round(rate)}")
+        name = ctx.unique_name(f"java-producer-{round(plan.rate)}")
         _run_tool(
             ctx,
             PRODUCER_TOOL,
@@ -328,10 +323,10 @@ def latency_at_rate(
                 profile,
                 topic,
                 name,
-                message_bytes=message_bytes,
+                message_bytes=plan.message_bytes,
                 count=count,
                 id_bytes=len(name),
-                rate=rate,
+                rate=plan.rate,
             ),
             name,
         )
@@ -353,20 +348,13 @@ def latency_at_rate(
     # The tool schedules its i-th message i / rate after it starts and, when late (its first
     # send waits for metadata), catches up at full speed: the warm-up is its first messages.
     sent = times[0::2]
-    measured_from_ms = sorted(sent)[min(round(rate * warmup_s), len(sent) - 1)]
+    measured_from_ms = sorted(sent)[min(round(plan.rate * plan.warmup_s), len(sent) - 1)]
     latencies_ns = [
         (received_ms - sent_ms) * 1_000_000
         for sent_ms, received_ms in zip(sent, times[1::2], strict=True)
         if sent_ms >= measured_from_ms
     ]
-    return LatencyRun.of(
-        latencies_ns,
-        rate=rate,
-        fraction=fraction,
-        fixed_rate=fixed_rate,
-        duration_s=duration_s,
-        load=load,
-    )
+    return LatencyRun.of(latencies_ns, plan, load)
 
 
 def _compiled_classes(ctx: BenchContext) -> Path:

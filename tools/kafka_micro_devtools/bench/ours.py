@@ -18,7 +18,7 @@ from kafka_micro.settings import ENV_PREFIX
 from kafka_micro_devtools.bench.context import BenchContext, BenchError
 from kafka_micro_devtools.bench.latencyfile import latency_ns_from_file
 from kafka_micro_devtools.bench.profile import BenchProfile
-from kafka_micro_devtools.bench.results import LatencyRun, Throughput, load_average
+from kafka_micro_devtools.bench.results import LatencyRun, RatePlan, Throughput, load_average
 from kafka_micro_devtools.broker_security import User
 
 log = logging.getLogger(__name__)
@@ -282,24 +282,13 @@ def _wait_for_count(probes: list[Probe], expected: int, what: str) -> None:
         time.sleep(0.05)
 
 
-def latency(
-    ctx: BenchContext,
-    profile: BenchProfile,
-    *,
-    message_bytes: int,
-    partitions: int,
-    rate: float,
-    fraction: float,
-    fixed_rate: bool,
-    duration_s: float,
-    warmup_s: float,
-) -> LatencyRun:
+def latency(ctx: BenchContext, profile: BenchProfile, plan: RatePlan) -> LatencyRun:
     """Our producer at a fixed rate, our consumer recording each message's end-to-end latency.
 
     The consumer joins first; messages sent in the first ``warmup_s`` (connections, first
     metadata) are produced but not counted.
     """
-    topic = ctx.create_topic(f"latency{round(rate)}", partitions)
+    topic = ctx.create_topic(f"latency{round(plan.rate)}", plan.partitions)
     group = ctx.unique_name("latency")
     name = f"{group}-consumer"
     latency_file = ctx.log_path(f"{name}.latency")
@@ -317,35 +306,27 @@ def latency(
         profile,
         topic,
         user="producer",
-        producer={"id": producer_name, "message_size": message_bytes, "rate": rate},
+        producer={"id": producer_name, "message_size": plan.message_bytes, "rate": plan.rate},
     )
     try:
-        ctx.wait_for_assignment(group, partitions, _ASSIGNMENT_TIMEOUT_S)
+        ctx.wait_for_assignment(group, plan.partitions, _ASSIGNMENT_TIMEOUT_S)
         load = load_average()
-        producer = Probe(
-            ctx, producer_name, settings, "produce", "--duration", str(duration_s + warmup_s)
-        )
+        sending_s = plan.duration_s + plan.warmup_s
+        producer = Probe(ctx, producer_name, settings, "produce", "--duration", str(sending_s))
         try:
-            sent = producer.wait(duration_s + warmup_s + _PRODUCE_TIMEOUT_S)
+            sent = producer.wait(sending_s + _PRODUCE_TIMEOUT_S)
         finally:
             producer.kill()
         _wait_until_idle(consumer)
         consumer.stop()
     finally:
         consumer.kill()
-    measured_from = int(sent["started_ns"]) + int(warmup_s * 1e9)
+    measured_from = int(sent["started_ns"]) + int(plan.warmup_s * 1e9)
     latencies = latency_ns_from_file(latency_file, measured_from)
     latency_file.unlink()
     if not latencies:
         raise BenchError(f"the latency consumer received nothing; see {consumer.log_file}")
-    return LatencyRun.of(
-        latencies,
-        rate=rate,
-        fraction=fraction,
-        fixed_rate=fixed_rate,
-        duration_s=duration_s,
-        load=load,
-    )
+    return LatencyRun.of(latencies, plan, load)
 
 
 def _wait_until_idle(probe: Probe) -> None:

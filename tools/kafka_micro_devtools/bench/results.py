@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -78,6 +79,20 @@ class Comparison(_Result):
     ratio: float | None = Field(description="ours / theirs, msgs/s")
 
 
+@dataclass(frozen=True)
+class RatePlan:
+    """One latency measurement: ``rate`` msg/s (``fraction`` of the max, or a ``fixed_rate``)
+    for ``warmup_s`` not counted, then ``duration_s`` counted, into ``partitions``."""
+
+    rate: float
+    fraction: float
+    fixed_rate: bool
+    duration_s: float
+    warmup_s: float
+    message_bytes: int
+    partitions: int
+
+
 class LatencyRun(_Result):
     """End-to-end latency (consumer receive time minus producer send time) at a fixed rate."""
 
@@ -94,22 +109,15 @@ class LatencyRun(_Result):
 
     @classmethod
     def of(
-        cls,
-        latencies_ns: list[int],
-        *,
-        rate: float,
-        fraction: float,
-        fixed_rate: bool,
-        duration_s: float,
-        load: tuple[float, float, float],
+        cls, latencies_ns: list[int], plan: RatePlan, load: tuple[float, float, float]
     ) -> LatencyRun:
-        """The percentiles of ``latencies_ns``, measured over ``duration_s`` at ``rate``."""
+        """The percentiles of ``latencies_ns``, measured over ``plan.duration_s``."""
         latencies = sorted(latencies_ns)
         return cls(
-            fraction_of_max=fraction,
-            fixed_rate=fixed_rate,
-            target_rate=round(rate, 1),
-            achieved_rate=round(len(latencies) / duration_s, 1),
+            fraction_of_max=plan.fraction,
+            fixed_rate=plan.fixed_rate,
+            target_rate=round(plan.rate, 1),
+            achieved_rate=round(len(latencies) / plan.duration_s, 1),
             samples=len(latencies),
             p50_ms=percentile(latencies, 0.50) / 1e6,
             p99_ms=percentile(latencies, 0.99) / 1e6,

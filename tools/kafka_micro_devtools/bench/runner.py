@@ -7,7 +7,6 @@ import logging
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from kafka_micro_devtools.bench import kafka_tools, ours
 from kafka_micro_devtools.bench.context import BenchContext, BenchError
@@ -18,6 +17,7 @@ from kafka_micro_devtools.bench.results import (
     Comparison,
     ConsumerRun,
     LatencyRun,
+    RatePlan,
     Target,
     Throughput,
 )
@@ -246,22 +246,22 @@ def latency_phase(
     ]
     runs = []
     for rate, fraction, fixed_rate in sorted(fixed + relative):
-        settings: dict[str, Any] = {
-            "message_bytes": plan.message_bytes,
-            "partitions": plan.partitions,
-            "rate": rate,
-            "fraction": fraction,
-            "fixed_rate": fixed_rate,
-            "duration_s": plan.latency_seconds,
-            "warmup_s": plan.latency_warmup_s,
-        }
-        run = ours.latency(ctx, profile, **settings)
+        rate_plan = RatePlan(
+            rate=rate,
+            fraction=fraction,
+            fixed_rate=fixed_rate,
+            duration_s=plan.latency_seconds,
+            warmup_s=plan.latency_warmup_s,
+            message_bytes=plan.message_bytes,
+            partitions=plan.partitions,
+        )
+        run = ours.latency(ctx, profile, rate_plan)
         ctx.delete_topics()
         _report_latency(ctx, ours.TOOL, run)
         runs.append(run)
         if with_kafka_tool and ctx.kafka_home:
             # Right after ours at the same rate, so that both meet the same load.
-            theirs = kafka_tools.latency_at_rate(ctx, profile, **settings)
+            theirs = kafka_tools.latency_at_rate(ctx, profile, rate_plan)
             ctx.delete_topics()
             _report_latency(ctx, "Java", theirs)
             results.java_latency_at_rates.append(theirs)
