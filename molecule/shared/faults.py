@@ -127,6 +127,15 @@ class Pipeline:
         replicas = Counter(node for p in partitions for node in p["replicas"])
         return replicas, Counter(p["replicas"][0] for p in partitions)
 
+    def cluster_acls(self) -> str:
+        """The cluster resource's ACLs as kafka-acls lists them, read as the admin."""
+        return self.run(
+            self.brokers[0],
+            f"{KAFKA_INSTALL_ROOT}/current/bin/kafka-acls --list --cluster "
+            f"--bootstrap-server {self.brokers[0]}:9092 "
+            "--command-config /etc/kafka/admin-client.properties",
+        )
+
     def leaders(self) -> dict[int, int]:
         """{partition: leader node id} of the topic."""
         partitions = self.probe()["partitions"]

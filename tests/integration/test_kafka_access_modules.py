@@ -257,6 +257,50 @@ def test_acls_are_added_once_and_purge_removes_the_undeclared(access: Access) ->
     assert f"name={topic}" in listing
 
 
+def test_a_node_binding_is_set_through_the_controllers_and_withdrawn_with_state_absent(
+    access: Access,
+) -> None:
+    """What confluent_kafka does for a broker-only node: before it starts, through the controller
+    listener (this broker's is PLAINTEXT, its anonymous user a super user); when it retires, the
+    binding goes, and an absent one asked absent again changes nothing."""
+    node = unique("CN=kafka")
+    binding = {"principal": f"User:{node}", "resource_type": "cluster",
+               "operations": ["ClusterAction"]}  # fmt: skip
+    listed = f"principal=User:{node}, host=*, operation=CLUSTER_ACTION, permissionType=ALLOW"
+
+    def through_controllers(state: str) -> ModuleRun:
+        args = {
+            "kafka_bin_dir": str(access.bin_dir),
+            "bootstrap_controller": access.broker.controller_address,
+            "acls": [{**binding, "state": state}],
+        }
+        return run_module(LIBRARY, "kafka_acls", args, access.tmp_path)
+
+    added = through_controllers("present")
+    assert added.changed, added.output
+    assert added.result["added"] == [
+        f"ALLOW User:{node} CLUSTER_ACTION on CLUSTER kafka-cluster (LITERAL) from *"
+    ]
+    assert "--bootstrap-controller" in added.result["commands"][0]
+    assert listed in access.acl_lines()
+    assert not through_controllers("present").changed
+
+    withdrawn = through_controllers("absent")
+    assert withdrawn.changed, withdrawn.output
+    assert withdrawn.result["removed"] == added.result["added"]
+    assert listed not in access.acl_lines()
+    assert not through_controllers("absent").changed
+
+
+def test_a_binding_asked_both_present_and_absent_is_refused(access: Access) -> None:
+    binding = {"principal": "User:producer", "resource_type": "topic",
+               "resource_name": unique("acl-topic"), "operations": ["Write"]}  # fmt: skip
+    refused = access.module("kafka_acls", acls=[binding, {**binding, "state": "absent"}])
+    assert refused.failed
+    assert "both present and absent" in refused.result["msg"], refused.result
+    assert binding["resource_name"] not in access.acl_lines()
+
+
 def test_an_unknown_operation_is_refused_with_the_allowed_ones(access: Access) -> None:
     refused = access.module(
         "kafka_acls",

@@ -17,9 +17,10 @@ module: kafka_acls
 short_description: Add the listed Kafka ACLs and, when told, remove the others
 description:
   - Keeps the cluster's ACL bindings in shape with Kafka's own C(kafka-acls), run on the target.
-  - Every listed binding that Kafka lacks is added. Bindings that Kafka has and the list does not
-    name are left alone unless O(purge=true), which removes them (every binding of the cluster,
-    so the list must then be complete).
+  - Every listed binding that Kafka lacks is added, and every listed binding with
+    O(acls[].state=absent) that Kafka has is removed. Bindings that Kafka has and the list does
+    not name are left alone unless O(purge=true), which removes them (every binding of the
+    cluster, so the list must then be complete).
   - Reads the ACLs once, then changes only what differs; check mode reports what would change,
     diff mode shows the bindings before and after.
 version_added: "0.1.0"
@@ -67,6 +68,11 @@ options:
         description: The client host the binding applies to; C(*) for any.
         type: str
         default: "*"
+      state:
+        description: Whether the binding must exist or must not.
+        type: str
+        choices: [present, absent]
+        default: present
   purge:
     description:
       - Remove every binding of the cluster that O(acls) does not name.
@@ -77,6 +83,12 @@ options:
       - Kafka bootstrap server list (C(host:port[,host:port...])) the tools connect to.
     type: str
     default: localhost:9092
+  bootstrap_controller:
+    description:
+      - Controller list (C(host:port[,host:port...])) to connect to instead of the brokers
+        (C(kafka-acls --bootstrap-controller)), for ACLs a broker needs before it can start.
+        Mutually exclusive with O(bootstrap_server).
+    type: str
   kafka_bin_dir:
     description:
       - Directory holding the Kafka tools, C(bin/) of the Kafka installation.
@@ -197,8 +209,16 @@ def parse_acls(output: str) -> set[Binding]:
     return bindings
 
 
-def requested_bindings(module: AnsibleModule) -> set[Binding]:
-    bindings: set[Binding] = set()
+@dataclass(frozen=True)
+class Request:
+    """The bindings the module's caller wants to exist and those it wants gone."""
+
+    present: set[Binding]
+    absent: set[Binding]
+
+
+def requested_bindings(module: AnsibleModule) -> Request:
+    request = Request(present=set(), absent=set())
     for index, acl in enumerate(module.params["acls"]):
         resource_type = acl["resource_type"].upper()
         name = _CLUSTER_NAME if resource_type == "CLUSTER" else acl["resource_name"]
@@ -216,13 +236,20 @@ def requested_bindings(module: AnsibleModule) -> set[Binding]:
                     msg=f"acls[{index}] ({acl['principal']}): operation {spelling!r} is not a "
                     f"Kafka ACL operation; use one of {allowed}."
                 )
+            bindings = request.present if acl["state"] == "present" else request.absent
             bindings.add(
                 Binding(
                     resource_type, name, acl["pattern_type"].upper(), acl["principal"],
                     acl["host"], acl["permission"].upper(), operation,
                 )
             )  # fmt: skip
-    return bindings
+    contradictions = request.present & request.absent
+    if contradictions:
+        module.fail_json(
+            msg="acls asks for these bindings both present and absent: "
+            + "; ".join(binding.line() for binding in sorted(contradictions))
+        )
+    return request
 
 
 def change_commands(tools: KafkaTools, action: str, bindings: set[Binding]) -> list[list[str]]:
@@ -279,21 +306,29 @@ def argument_spec() -> dict[str, dict[str, Any]]:
                 "operations": {"type": "list", "elements": "str", "required": True},
                 "permission": {"type": "str", "choices": ["allow", "deny"], "default": "allow"},
                 "host": {"type": "str", "default": "*"},
+                "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
             },
         },
         "purge": {"type": "bool", "default": False},
+        "bootstrap_controller": {"type": "str"},
         **connection_options(),
     }
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    wanted = requested_bindings(module)
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        mutually_exclusive=[("bootstrap_server", "bootstrap_controller")],
+        supports_check_mode=True,
+    )
+    request = requested_bindings(module)
     tools = KafkaTools(module, "kafka-acls")
     current = parse_acls(tools.run(tools.command("kafka-acls", "--list")))
 
-    to_add = wanted - current
-    to_remove = current - wanted if module.params["purge"] else set()
+    to_add = request.present - current
+    to_remove = current & request.absent
+    if module.params["purge"]:
+        to_remove |= current - request.present
     commands = change_commands(tools, "--add", to_add) + change_commands(
         tools, "--remove", to_remove
     )

@@ -57,7 +57,14 @@ class KafkaTools:
         self._module = module
         self._bin_dir = Path(module.params["kafka_bin_dir"])
         self.paths = {tool: self._find_tool(tool) for tool in tools}
-        self._connection = ["--bootstrap-server", module.params["bootstrap_server"]]
+        # Only kafka_acls offers bootstrap_controller: the tools it runs also speak to controllers.
+        controllers = module.params.get("bootstrap_controller")
+        self._endpoint = controllers or module.params["bootstrap_server"]
+        self._connection = (
+            ["--bootstrap-controller", controllers]
+            if controllers
+            else ["--bootstrap-server", module.params["bootstrap_server"]]
+        )
         command_config = module.params["command_config"]
         if command_config is not None:
             if not Path(command_config).is_file():
@@ -100,8 +107,8 @@ class KafkaTools:
         tool = Path(argv[0]).name
         if rc == _TIMEOUT_EXIT_CODE:
             self._module.fail_json(
-                msg=f"{tool} did not finish within {self._timeout} seconds; check that a broker "
-                f"answers at {self._module.params['bootstrap_server']}, or raise timeout.",
+                msg=f"{tool} did not finish within {self._timeout} seconds; check that Kafka "
+                f"answers at {self._endpoint}, or raise timeout.",
                 cmd=argv,
                 stdout=stdout,
                 stderr=stderr,
