@@ -260,9 +260,13 @@ def test_kafka_tools_get_our_effective_settings_and_the_rest_is_listed():
 
 def test_latency_file_keeps_only_messages_sent_after_the_warm_up(tmp_path):
     recorder = LatencyRecorder(BatchTimes(ConsumeStats(), batch_size=2))
-    recorder.sent_ns.extend([100, 200, 300])
-    recorder.batches.extend([1_000, 2, 5_000, 1])
+    # Sent at 100, 200, 1_100, 1_300; the first batch arrives at 1_000, the second at 5_000.
+    recorder.sent_ns.extend([100, 200, 1_100, 1_300])
+    recorder.batches.extend([1_000, 2, 5_000, 2])
     path = tmp_path / "latency"
     recorder.save(path)
-    assert latency_ns_from_file(path, sent_from_ns=0) == [900, 800, 4_700]
-    assert latency_ns_from_file(path, sent_from_ns=200) == [800, 4_700]
+    assert latency_ns_from_file(path, started_ns=0, warmup_ns=0) == [3_900, 3_700]
+    # The warm-up counts from the first arrival, not from the producer's start.
+    assert latency_ns_from_file(path, started_ns=0, warmup_ns=200) == [3_700]
+    # ...unless the producer started later than that.
+    assert latency_ns_from_file(path, started_ns=1_050, warmup_ns=100) == [3_700]

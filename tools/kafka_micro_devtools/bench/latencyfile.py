@@ -19,13 +19,22 @@ def write_latency_file(path: Path, batches: array[int], sent_ns: array[int]) -> 
         sent_ns.tofile(handle)
 
 
-def latency_ns_from_file(path: Path, sent_from_ns: int) -> list[int]:
-    """End-to-end latencies (receive minus send, ns) of the messages sent at or after a time."""
+def latency_ns_from_file(path: Path, started_ns: int, warmup_ns: int) -> list[int]:
+    """End-to-end latencies (receive minus send, ns) of the messages sent once warmed up.
+
+    The warm-up runs from the later of ``started_ns`` and the first message's arrival: until
+    then the producer is still connecting (TLS and SASL handshakes with every leader's broker)
+    while it stamps messages on schedule, which a Java producer does not do (its first send
+    blocks). Counting from the arrival measures both at a rate, not their start-up.
+    """
     data = array("q")
     data.frombytes(path.read_bytes())
     batch_count = data[0]
     batches = data[1 : 1 + 2 * batch_count]
     sent = data[1 + 2 * batch_count :]
+    if not batches:
+        return []
+    sent_from_ns = max(started_ns, batches[0]) + warmup_ns
     latencies: list[int] = []
     start = 0
     for index in range(0, len(batches), 2):

@@ -285,8 +285,8 @@ def _wait_for_count(probes: list[Probe], expected: int, what: str) -> None:
 def latency(ctx: BenchContext, profile: BenchProfile, plan: RatePlan) -> LatencyRun:
     """Our producer at a fixed rate, our consumer recording each message's end-to-end latency.
 
-    The consumer joins first; messages sent in the first ``warmup_s`` (connections, first
-    metadata) are produced but not counted.
+    The consumer joins first; messages sent before the first one arrives (the producer's
+    connections) and in the ``warmup_s`` after it are produced but not counted.
     """
     topic = ctx.create_topic(f"latency{round(plan.rate)}", plan.partitions)
     group = ctx.unique_name("latency")
@@ -321,8 +321,9 @@ def latency(ctx: BenchContext, profile: BenchProfile, plan: RatePlan) -> Latency
         consumer.stop()
     finally:
         consumer.kill()
-    measured_from = int(sent["started_ns"]) + int(plan.warmup_s * 1e9)
-    latencies = latency_ns_from_file(latency_file, measured_from)
+    latencies = latency_ns_from_file(
+        latency_file, int(sent["started_ns"]), int(plan.warmup_s * 1e9)
+    )
     latency_file.unlink()
     if not latencies:
         raise BenchError(f"the latency consumer received nothing; see {consumer.log_file}")
