@@ -8,6 +8,7 @@ messages written before the moves are read back after them.
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -74,6 +75,52 @@ def test_a_drained_broker_loses_every_replica_and_the_others_share_them(
     assert all(set(three[p]) == set(four[p]) for p in untouched)
 
 
+def racks_of(assignment: dict[int, list[int]], rack: dict[int, str]) -> set[int]:
+    """How many distinct racks the partitions' replicas span (one number per partition)."""
+    return {len({rack[b] for b in replicas}) for replicas in assignment.values()}
+
+
+def test_replicas_are_put_in_distinct_racks_and_then_evened_out(placement: ModuleType) -> None:
+    # Six brokers in three racks; every partition on brokers 1, 2 and 3, two of which share a rack.
+    rack = {1: "a", 2: "a", 3: "b", 4: "b", 5: "c", 6: "c"}
+    crowded = {p: [1 + (p + i) % 3 for i in range(3)] for p in range(12)}
+
+    spread = placement.spread_topic({p: list(r) for p, r in crowded.items()}, [*rack], rack)
+
+    assert racks_of(spread, rack) == {3}
+    assert replica_counts(spread) == {b: 6 for b in rack}
+    assert leader_counts(spread) == {b: 2 for b in rack}
+    assert placement.spread_topic({p: list(r) for p, r in spread.items()}, [*rack], rack) == spread
+
+
+def test_uneven_racks_keep_replicas_apart_before_evening_the_counts(
+    placement: ModuleType,
+) -> None:
+    # Rack a has one broker, rack b three: with two replicas per partition, broker 1 must hold a
+    # replica of every partition, so the counts cannot be within one.
+    rack = {1: "a", 2: "b", 3: "b", 4: "b"}
+    together = {p: [2 + p % 3, 2 + (p + 1) % 3] for p in range(12)}
+
+    spread = placement.spread_topic({p: list(r) for p, r in together.items()}, [*rack], rack)
+
+    assert racks_of(spread, rack) == {2}
+    assert replica_counts(spread) == {1: 12, 2: 4, 3: 4, 4: 4}
+    assert placement.spread_topic({p: list(r) for p, r in spread.items()}, [*rack], rack) == spread
+    # Racks ignored, the same topic is evened out instead, some partitions within rack b.
+    plain = placement.spread_topic({p: list(r) for p, r in together.items()}, [*rack])
+    assert replica_counts(plain) == {1: 6, 2: 6, 3: 6, 4: 6}
+    assert racks_of(plain, rack) == {1, 2}
+
+
+def test_racks_are_ignored_unless_every_broker_has_one(placement: ModuleType) -> None:
+    three = {p: [1 + (p + i) % 3 for i in range(2)] for p in range(24)}
+
+    def spread(racks: dict[int, str | None] | None) -> dict[int, list[int]]:
+        return placement.spread_topic({p: list(r) for p, r in three.items()}, [1, 2, 3, 4], racks)
+
+    assert spread({1: "a", 2: "a", 3: "a", 4: None}) == spread(None)
+
+
 def test_a_replication_factor_above_the_broker_count_is_refused(placement: ModuleType) -> None:
     with pytest.raises(
         ValueError,
@@ -94,7 +141,11 @@ def test_the_tools_outputs_are_read(placement: ModuleType) -> None:
         "\tProduce(0): 3 to 12 [usable: 12],\n"
         "c:9092 (id: 3 rack: r1 isFenced: true) -> (\n"
     )
-    assert placement.parse_live_brokers(versions) == {2}
+    assert placement.parse_live_brokers(versions) == {2: None}
+    racked = versions.replace("rack: null", "rack: eu-1a").replace(
+        "isFenced: true", "isFenced: false"
+    )
+    assert placement.parse_live_brokers(racked) == {2: "eu-1a", 3: "r1"}
 
 
 class Cluster:
@@ -146,11 +197,17 @@ class Cluster:
         consumer.subscribe([topic])
         values: set[bytes] = set()
         at_end: set[int] = set()
+        # A deadline on the whole read, not on each poll: joining a new group on a loaded machine
+        # can take longer than any one poll.
+        deadline = time.monotonic() + 120
         while len(at_end) < 6:
-            message = consumer.poll(10)
-            assert message is not None, (
-                f"no message or end of partition within 10 s; read {len(values)}"
+            message = consumer.poll(1)
+            assert time.monotonic() < deadline, (
+                f"the end of every partition not reached within 120 s; read {len(values)}, "
+                f"at the end of partitions {sorted(at_end)}"
             )
+            if message is None:
+                continue
             if message.error():
                 at_end.add(message.partition())
             else:

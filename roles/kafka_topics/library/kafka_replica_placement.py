@@ -24,7 +24,7 @@ description:
   - Moves partition replicas with Kafka's own C(kafka-reassign-partitions) so that the listed
     topics (default every topic, internal ones included) have replicas only on O(brokers), each
     broker holding as many replicas and being the preferred leader of as many partitions of each
-    topic as the others, give or take one.
+    topic as the others, give or take one (racks permitting, see the notes).
   - Moves as few replicas as it can; a topic already spread that way is left alone, so a second
     run changes nothing. Adding a broker moves onto it its share; a broker left out of
     O(brokers) is drained.
@@ -84,7 +84,9 @@ options:
     type: int
     default: 120
 notes:
-  - Racks are not taken into account.
+  - With C(broker.rack) set on every listed broker, each partition's replicas are first put in
+    as many racks as it has replicas (or as there are racks), and the counts are then evened out
+    as far as that allows. If any listed broker has no rack, racks are not taken into account.
   - Supports check mode and diff mode.
 requirements:
   - A Kafka installation (Apache Kafka 3.x/4.x or Confluent Platform) on the target host.
@@ -136,7 +138,9 @@ _ONGOING_LINE = re.compile(
     r"(?: adding: [\d,]*\.)?(?: removing: (?P<removing>[\d,]*)\.)?$"
 )
 # One broker of `kafka-broker-api-versions`: "host:9092 (id: 1 rack: null isFenced: false) -> ("
-_BROKER_LINE = re.compile(r"^\S+ \(id: (?P<id>\d+) rack: \S+(?: isFenced: (?P<fenced>\w+))?\) ->")
+_BROKER_LINE = re.compile(
+    r"^\S+ \(id: (?P<id>\d+) rack: (?P<rack>\S+)(?: isFenced: (?P<fenced>\w+))?\) ->"
+)
 
 Placement = dict[tuple[str, int], list[int]]
 
@@ -194,13 +198,14 @@ def parse_ongoing(output: str) -> Placement:
     return ongoing
 
 
-def parse_live_brokers(output: str) -> set[int]:
-    """Ids of the brokers that answered `kafka-broker-api-versions` and are not fenced."""
-    live = set()
+def parse_live_brokers(output: str) -> dict[int, str | None]:
+    """The brokers that answered `kafka-broker-api-versions` and are not fenced, with their rack
+    (None without one)."""
+    live: dict[int, str | None] = {}
     for line in output.splitlines():
         match = _BROKER_LINE.match(line)
         if match is not None and match["fenced"] != "true":
-            live.add(int(match["id"]))
+            live[int(match["id"])] = None if match["rack"] == "null" else match["rack"]
     return live
 
 
@@ -210,10 +215,45 @@ def _replica_counts(placement: dict[int, list[int]], brokers: Iterable[int]) -> 
     return counts
 
 
-def spread_topic(current: dict[int, list[int]], brokers: list[int]) -> dict[int, list[int]]:
+def _rack_of(brokers: list[int], racks: dict[int, str | None]) -> dict[int, str]:
+    """Each broker's rack; without a rack on every broker, each broker is a rack of its own,
+    which makes "replicas in distinct racks" the same as "on distinct brokers"."""
+    known = {broker: racks.get(broker) for broker in brokers}
+    if all(rack is not None for rack in known.values()):
+        return {broker: str(rack) for broker, rack in known.items()}
+    return {broker: f"broker {broker}" for broker in brokers}
+
+
+def _move(
+    placement: dict[int, list[int]], counts: Counter[int], rack_of: dict[int, str]
+) -> tuple[int, int, int] | None:
+    """A replica to move (partition, from, to) from a broker holding at least two more than
+    another, keeping the partition's replicas in distinct racks; the most to the least loaded
+    broker first. None when there is no such move."""
+    donors = sorted(counts, key=lambda b: (-counts[b], b))
+    receivers = sorted(counts, key=lambda b: (counts[b], b))
+    for donor in donors:
+        for receiver in receivers:
+            if counts[donor] - counts[receiver] <= 1:
+                break
+            for partition, replicas in placement.items():
+                if donor not in replicas or receiver in replicas:
+                    continue
+                others = {rack_of[b] for b in replicas if b != donor}
+                if rack_of[receiver] == rack_of[donor] or rack_of[receiver] not in others:
+                    return partition, donor, receiver
+    return None
+
+
+def spread_topic(
+    current: dict[int, list[int]],
+    brokers: list[int],
+    racks: dict[int, str | None] | None = None,
+) -> dict[int, list[int]]:
     """One topic's replica lists (partition -> replicas, preferred leader first) spread over
-    ``brokers``: every replica on a listed broker, replica and preferred-leader counts per broker
-    within one of each other, as few replicas moved as that takes.
+    ``brokers``: every replica on a listed broker, each partition's replicas in as many racks as
+    it can have, replica and preferred-leader counts per broker within one of each other as far
+    as the racks allow, as few replicas moved as that takes.
 
     Deterministic, and a placement that already meets those rules comes back unchanged, which
     makes the module idempotent.
@@ -225,30 +265,49 @@ def spread_topic(current: dict[int, list[int]], brokers: list[int]) -> dict[int,
             f"it has {factor} replicas per partition and only {len(allowed)} brokers "
             f"({', '.join(map(str, allowed))}) are to hold them"
         )
+    rack_of = _rack_of(allowed, racks or {})
+    rack_count = len(set(rack_of.values()))
     placement = {
         p: [b for b in replicas if b in allowed] for p, replicas in sorted(current.items())
     }
     counts = _replica_counts(placement, allowed)
 
-    # Replace the replicas of brokers left out: the least loaded broker not yet in the partition.
+    # Replace the replicas of brokers left out: the least loaded broker not yet in the partition,
+    # in a rack the partition lacks if there is one.
     for partition, replicas in placement.items():
         while len(replicas) < len(current[partition]):
-            broker = min(set(allowed) - set(replicas), key=lambda b: (counts[b], b))
+            used = {rack_of[b] for b in replicas}
+            broker = min(
+                set(allowed) - set(replicas), key=lambda b: (rack_of[b] in used, counts[b], b)
+            )
             replicas.append(broker)
             counts[broker] += 1
 
-    # Move one replica at a time from the most to the least loaded broker; each move lowers the
-    # sum of squared counts, so this ends.
-    while True:
-        most = max(allowed, key=lambda b: (counts[b], -b))
-        least = min(allowed, key=lambda b: (counts[b], b))
-        if counts[most] - counts[least] <= 1:
-            break
-        partition = next(p for p, r in placement.items() if most in r and least not in r)
+    # A partition with two replicas in one rack while a rack holds none of its replicas: the
+    # later of the two goes to the least loaded broker of a missing rack.
+    for replicas in placement.values():
+        while len({rack_of[b] for b in replicas}) < min(len(replicas), rack_count):
+            used = {rack_of[b] for b in replicas}
+            position = max(
+                i
+                for i, b in enumerate(replicas)
+                if rack_of[b] in {rack_of[r] for r in replicas[:i]}
+            )
+            broker = min(
+                (b for b in allowed if rack_of[b] not in used), key=lambda b: (counts[b], b)
+            )
+            counts[replicas[position]] -= 1
+            replicas[position] = broker
+            counts[broker] += 1
+
+    # Move one replica at a time from a more to a less loaded broker; each move lowers the sum of
+    # squared counts, so this ends.
+    while (move := _move(placement, counts, rack_of)) is not None:
+        partition, donor, receiver = move
         replicas = placement[partition]
-        replicas[replicas.index(most)] = least
-        counts[most] -= 1
-        counts[least] += 1
+        replicas[replicas.index(donor)] = receiver
+        counts[donor] -= 1
+        counts[receiver] += 1
 
     # Balance preferred leaders by reordering replicas, which moves no data.
     while True:
@@ -267,13 +326,15 @@ def spread_topic(current: dict[int, list[int]], brokers: list[int]) -> dict[int,
     return placement
 
 
-def spread(current: Placement, brokers: list[int]) -> list[Move]:
-    """The moves that spread every topic of ``current`` over ``brokers``."""
+def spread(
+    current: Placement, brokers: list[int], racks: dict[int, str | None] | None = None
+) -> list[Move]:
+    """The moves that spread every topic of ``current`` over ``brokers`` (and their racks)."""
     moves = []
     for topic in sorted({topic for topic, _ in current}):
         partitions = {p: list(r) for (t, p), r in current.items() if t == topic}
         try:
-            wanted = spread_topic(partitions, brokers)
+            wanted = spread_topic(partitions, brokers, racks)
         except ValueError as error:
             raise ValueError(f"Topic '{topic}' cannot be spread: {error}.") from error
         moves += [
@@ -319,7 +380,7 @@ class Reassigner:
             )
         return placement
 
-    def live_brokers(self) -> set[int]:
+    def live_brokers(self) -> dict[int, str | None]:
         return parse_live_brokers(self._tools.run(self._tools.command("kafka-broker-api-versions")))
 
     def ongoing(self) -> Placement:
@@ -446,7 +507,7 @@ def main() -> None:
         if module.check_mode:
             current.update({key: target for key, target in ongoing.items() if key in current})
         try:
-            moves = spread(current, brokers)
+            moves = spread(current, brokers, live)
         except ValueError as error:
             module.fail_json(msg=f"{error} Nothing was moved.")
         if moves:
