@@ -197,8 +197,12 @@ class LocalBroker:
     def is_running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
-    def start(self, timeout: float = 90.0) -> None:
-        """Format storage if needed, start the server, wait until it answers metadata requests."""
+    def start(self, timeout: float = 180.0) -> None:
+        """Format storage if needed, start the server, wait until it answers metadata requests.
+
+        The wait is a bound on a hung start, not a speed check: a TLS broker once took more than
+        90 s to open its port on CI's two cores, shared with both molecule scenarios.
+        """
         if self.is_running():
             raise RuntimeError(f"the broker in {self.work_dir} is already running")
         if self._ports is None:
