@@ -287,6 +287,24 @@ def test_jvm_gets_the_operator_options(broker):
     assert "-Xmx1G" not in args, "the launcher's default heap overrode KAFKA_HEAP_OPTS"
     assert f"-Dkafka.logs.dir={broker.log_dir}" in args
     assert f"-Dlog4j2.configurationFile={broker.kafka_home}/etc/kafka/log4j2.yaml" in args
+    # A server's collector and compilers, unlike a short-lived tool's.
+    assert "-XX:+UseG1GC" in args
+    assert "-XX:TieredStopAtLevel=1" not in args
+
+
+@pytest.mark.parametrize(
+    ("tool", "collector"),
+    [("kafka-topics", "-XX:+UseSerialGC"), ("kafka-producer-perf-test", "-XX:+UseG1GC")],
+)
+def test_a_short_lived_tool_starts_on_the_light_jvm_options_and_a_perf_test_on_the_servers(
+    kafka_home, tool, collector
+):
+    # The JVM prints its options first; what the tool makes of --version does not matter here.
+    printing_flags = {**os.environ, "KAFKA_OPTS": "-XX:+PrintCommandLineFlags"}
+    shown = run_tool(kafka_home, tool, "--version", env=printing_flags)
+    flags = shown.stdout.splitlines()[0].split()
+    assert collector in flags, flags
+    assert ("-XX:TieredStopAtLevel=1" in flags) == (collector == "-XX:+UseSerialGC"), flags
 
 
 def test_server_stop_stops_only_the_selected_node(broker, kafka_home, tmp_path):
