@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from kafka_micro.access import BrokerAccessError, ConnectDeadline
@@ -256,9 +256,12 @@ def _consume_loop(
     while not stop.is_set():
         # Only the first message is waited for up to the timeout; the batch then takes what
         # arrives within the fill wait, so a slow trickle is not held back to fill it.
+        handovers = membership.handovers
         messages = consume(1, timeout)
         if messages and rest:
             messages += consume(rest, fill_wait)
+        if messages and membership.handovers != handovers:
+            messages = drop_handed_over(messages, membership.owned)
         if messages:
             next_offsets = process(messages)
             if next_offsets:
@@ -269,6 +272,17 @@ def _consume_loop(
         if now >= next_report:
             reporter.report(membership.owned, now)
             next_report = now + report_every
+
+
+def drop_handed_over(messages: list[Message], owned: set[int]) -> list[Message]:
+    """Drop what a rebalance inside the consume calls took away, before it is processed.
+
+    librdkafka runs the revocation callback inside ``consume``, after some of the batch came
+    from the partitions it revokes. Their offsets were committed on revoke up to the previous
+    batch; the new owner reads these from there, so processing them here too would be a
+    second, needless delivery.
+    """
+    return [m for m in messages if m.error() is not None or m.partition() in owned]
 
 
 def _store(consumer: Consumer, topic: str, next_offsets: dict[int, int]) -> None:

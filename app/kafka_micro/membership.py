@@ -148,6 +148,11 @@ class Membership:
         self.owned.difference_update(partition.partition for partition in partitions)
         self._changed("revoked", partitions)
 
+    @property
+    def handovers(self) -> int:
+        """Partition sets this member has given up so far, revoked or lost."""
+        return self.rebalances["revoked"] + self.rebalances["lost"]
+
     def on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Lost partitions may already belong to another member: committing would be wrong.
         self.owned.difference_update(partition.partition for partition in partitions)

@@ -5,6 +5,7 @@ import re
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Message
 
+from kafka_micro.consumer import drop_handed_over
 from kafka_micro.deadletter import DeadLetterError, StopAtDeadLetter
 from kafka_micro.message import value_decoder, value_packer
 from kafka_micro.processing import ConsumeStats, StatsProcessor
@@ -123,3 +124,12 @@ def test_error_events_are_neither_processed_nor_stored_and_a_fatal_one_raises():
     fenced = Message(topic="t", error=KafkaError(KafkaError._FATAL, "instance id in use"))
     with pytest.raises(KafkaException, match="instance id in use"):
         process([message(GOOD, 3, 10), fenced])
+
+
+def test_a_batch_drops_what_a_rebalance_inside_consume_handed_over_and_keeps_errors():
+    end_of_partition = Message(
+        topic="t", partition=5, error=KafkaError(KafkaError._PARTITION_EOF, "end")
+    )
+    batch = [message(GOOD, partition=1), message(GOOD, partition=5), end_of_partition]
+    kept = drop_handed_over(batch, owned={1, 2})
+    assert [(m.partition(), m.error() is None) for m in kept] == [(1, True), (5, False)]
