@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 import testinfra.utils.ansible_runner
+from hardening import assert_kafka_server_confined, assert_kafka_unit_declares_hardening
 from kafkanode import assert_runs_the_releases_java, listening_tcp_ports
 from siteplay import run_site
 
@@ -142,81 +143,12 @@ def test_nothing_but_kafka_and_the_metrics_endpoints_listen(host):
     assert listening_tcp_ports(host) == {9092, 9093, 9404, 9100, *range(9410, 9417)}
 
 
-HARDENING = {
-    "NoNewPrivileges": "yes",
-    "ProtectSystem": "strict",
-    "ProtectHome": "yes",
-    "PrivateTmp": "yes",
-    "PrivateDevices": "yes",
-    "ProtectKernelTunables": "yes",
-    "ProtectKernelModules": "yes",
-    "ProtectKernelLogs": "yes",
-    "ProtectControlGroups": "yes",
-    "ProtectClock": "yes",
-    "ProtectHostname": "yes",
-    "RestrictSUIDSGID": "yes",
-    "RestrictRealtime": "yes",
-    "LockPersonality": "yes",
-    "CapabilityBoundingSet": "",
-    "SystemCallArchitectures": "native",
-    "UMask": "0027",
-    "LimitNOFILE": "128000",
-    "TimeoutStopUSec": "3min",
-    "Restart": "on-failure",
-}
-
-
 def test_unit_declares_hardening(host):
-    shown = properties(host.check_output(f"systemctl show {UNIT} --property={','.join(HARDENING)}"))
-    assert shown == HARDENING
-    namespaces = host.check_output(f"systemctl show {UNIT} --property=RestrictNamespaces --value")
-    assert namespaces == "yes"
-    exposure = host.check_output(f"systemd-analyze security {UNIT} --no-pager | tail -n 1")
-    assert float(re.search(r"level for \S+: ([0-9.]+)", exposure).group(1)) <= 2.0, exposure
+    assert_kafka_unit_declares_hardening(host)
 
 
 def test_hardening_is_in_effect_for_the_running_server(host):
-    pid = main_pid(host)
-    status = properties(host.file(f"/proc/{pid}/status").content_string.replace(":\t", "="))
-    assert status["NoNewPrivs"] == "1"
-    assert status["CapEff"] == "0000000000000000"
-    assert status["CapBnd"] == "0000000000000000"
-    assert status["Seccomp"] == "2"
-    # The kernel's view of the server's mounts (nsenter would need CAP_SYS_PTRACE, which docker
-    # withholds): system read-only, data and log directories writable, /home and /root emptied.
-    mounts = server_mounts(host, pid)
-    for path in (
-        "/usr/lib/probe",
-        "/etc/kafka/server.properties",
-        "/opt/confluent/current",
-        "/var/lib",
-    ):
-        assert "ro" in effective_mount(mounts, path)["options"], path
-    for path in (DATA_DIR, META_DIR, LOG_DIR, "/tmp"):
-        assert "rw" in effective_mount(mounts, path)["options"], path
-    for path in ("/home", "/root"):
-        mount = effective_mount(mounts, path)
-        assert mount["point"] == path, mount
-        assert "ro" in mount["options"] and "inaccessible" in mount["root"], mount
-    # PrivateTmp: the server's /tmp is a directory of its own, not the machine's /tmp.
-    assert "systemd-private-" in effective_mount(mounts, "/tmp")["root"]
-
-
-def server_mounts(host, pid):
-    mounts = []
-    for line in host.file(f"/proc/{pid}/mountinfo").content_string.splitlines():
-        fields = line.split()
-        mounts.append({"root": fields[3], "point": fields[4], "options": fields[5].split(",")})
-    return mounts
-
-
-def effective_mount(mounts, path):
-    """The mount a path lives on: the last mounted of those with the longest matching point."""
-    covering = [
-        m for m in mounts if path == m["point"] or path.startswith(m["point"].rstrip("/") + "/")
-    ]
-    longest = max(len(m["point"]) for m in covering)
-    return [m for m in covering if len(m["point"]) == longest][-1]
+    assert_kafka_server_confined(host)
 
 
 def test_config_change_restarts_the_node_and_it_comes_back(host):
