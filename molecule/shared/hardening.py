@@ -11,8 +11,10 @@ KAFKA_DIRECTORIES = ("/var/lib/kafka/data", "/var/lib/kafka/meta", "/var/log/kaf
 APP_USER = "kafka-micro"
 APP_UNITS = ["kafka-producer.service", *(f"kafka-consumer@{n}.service" for n in range(1, 7))]
 
-KAFKA_HARDENING = {
+# What hardened_service gives every unit.
+COMMON_HARDENING = {
     "NoNewPrivileges": "yes",
+    "CapabilityBoundingSet": "",
     "ProtectSystem": "strict",
     "ProtectHome": "yes",
     "PrivateTmp": "yes",
@@ -23,41 +25,29 @@ KAFKA_HARDENING = {
     "ProtectControlGroups": "yes",
     "ProtectClock": "yes",
     "ProtectHostname": "yes",
+    "RestrictNamespaces": "yes",
     "RestrictSUIDSGID": "yes",
     "RestrictRealtime": "yes",
-    "RestrictNamespaces": "yes",
     "LockPersonality": "yes",
-    "CapabilityBoundingSet": "",
     "SystemCallArchitectures": "native",
+}
+
+KAFKA_HARDENING = {
+    **COMMON_HARDENING,
     "UMask": "0027",
     "LimitNOFILE": "128000",
     "TimeoutStopUSec": "3min",
     "Restart": "on-failure",
 }
 
+# MemoryDenyWriteExecute is the app's alone: the JVM's JIT compiler writes the code it runs.
 APP_HARDENING = {
+    **COMMON_HARDENING,
     "User": APP_USER,
-    "NoNewPrivileges": "yes",
-    "CapabilityBoundingSet": "",
     "AmbientCapabilities": "",
-    "ProtectSystem": "strict",
-    "ProtectHome": "yes",
-    "PrivateTmp": "yes",
-    "PrivateDevices": "yes",
-    "ProtectKernelTunables": "yes",
-    "ProtectKernelModules": "yes",
-    "ProtectKernelLogs": "yes",
-    "ProtectControlGroups": "yes",
-    "ProtectClock": "yes",
-    "ProtectHostname": "yes",
     "ProtectProc": "invisible",
-    "RestrictNamespaces": "yes",
-    "RestrictSUIDSGID": "yes",
-    "RestrictRealtime": "yes",
     "RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX",
-    "LockPersonality": "yes",
     "MemoryDenyWriteExecute": "yes",
-    "SystemCallArchitectures": "native",
     "UMask": "0077",
     "KillSignal": "15",
 }
