@@ -6,10 +6,15 @@ SYS_ADMIN capability, without which systemd silently leaves the mount namespaces
 
 import re
 
+from groupstate import INSTANCES
+
 KAFKA_UNIT = "confluent-kafka.service"
 KAFKA_DIRECTORIES = ("/var/lib/kafka/data", "/var/lib/kafka/meta", "/var/log/kafka")
 APP_USER = "kafka-micro"
-APP_UNITS = ["kafka-producer.service", *(f"kafka-consumer@{n}.service" for n in range(1, 7))]
+APP_UNITS = [
+    "kafka-producer.service",
+    *(f"kafka-consumer@{n}.service" for n in range(1, INSTANCES + 1)),
+]
 
 # What hardened_service gives every unit.
 COMMON_HARDENING = {
@@ -75,7 +80,7 @@ def assert_app_units_declare_hardening(host):
 
 def assert_confined(host, pid, name):
     """No privileges, capabilities or unfiltered system calls; system files read-only, /home and
-    /tmp not the machine's."""
+    /tmp not the machine's. Returns the process's mounts."""
     status = host.file(f"/proc/{pid}/status").content_string
     for field, value in (("NoNewPrivs", "1"), ("CapEff", "0+"), ("CapBnd", "0+"), ("Seccomp", "2")):
         assert re.search(rf"^{field}:\s+{value}$", status, re.M), (name, field)
@@ -86,19 +91,19 @@ def assert_confined(host, pid, name):
     assert home["point"] == "/home" and "ro" in home["options"], (name, home)
     # PrivateTmp: the process's /tmp is a directory of its own, not the machine's /tmp.
     assert "systemd-private-" in effective_mount(mounts, "/tmp")["root"], name
+    return mounts
 
 
 def assert_kafka_server_confined(host):
     # PID 1 sees a writable /usr: the read-only view below comes from the unit.
     assert "rw" in effective_mount(process_mounts(host, 1), "/usr/lib/probe")["options"]
-    pid = main_pid(host, KAFKA_UNIT)
-    assert_confined(host, pid, KAFKA_UNIT)
-    mounts = process_mounts(host, pid)
+    mounts = assert_confined(host, main_pid(host, KAFKA_UNIT), KAFKA_UNIT)
     assert "ro" in effective_mount(mounts, "/opt/confluent/current")["options"]
-    for path in KAFKA_DIRECTORIES:
+    for path in (*KAFKA_DIRECTORIES, "/tmp"):
         assert "rw" in effective_mount(mounts, path)["options"], path
-    root = effective_mount(mounts, "/root")
-    assert root["point"] == "/root" and "inaccessible" in root["root"], root
+    for path in ("/home", "/root"):
+        mount = effective_mount(mounts, path)
+        assert mount["point"] == path and "inaccessible" in mount["root"], mount
 
 
 def assert_app_processes_confined(host):
