@@ -43,6 +43,9 @@ _LOGGED_FAILURES = 10
 _FLUSH_STEP_S = 0.5
 # After a complete flush the next statistics report is due within an interval; allow this more.
 _FINAL_REPORT_MARGIN_S = 1.0
+# A purge fails the messages at once, but those in flight are reported by the broker threads.
+_PURGE_REPORTS_S = 5.0
+_PURGED = frozenset((KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT))
 
 
 @dataclass(frozen=True)
@@ -59,18 +62,23 @@ class FailureCounter:
     librdkafka reports only failures (``delivery.report.only.error``), which spares a
     Python call per delivered message; delivered messages are those neither failed nor
     still queued. Should the raw properties turn successful reports back on, they are ignored.
-    The failures are also counted per partition, for the acknowledgement ledger.
+    The failures are also counted per partition, for the acknowledgement ledger. Messages the
+    producer purged itself are counted apart (``purged``): they are undelivered, not failed.
     """
 
-    __slots__ = ("_access", "by_partition", "failed")
+    __slots__ = ("_access", "by_partition", "failed", "purged")
 
     def __init__(self, access: AccessWatch) -> None:
         self._access = access
         self.failed = 0
+        self.purged = 0
         self.by_partition: dict[int, int] = {}
 
     def __call__(self, error: KafkaError | None, message: Message) -> None:
         if error is None:
+            return
+        if error.code() in _PURGED:
+            self.purged += 1
             return
         self.failed += 1
         partition = message.partition()
@@ -95,6 +103,8 @@ class _Progress:
     """Writes the periodic throughput line; tells systemd when the producer works and how.
 
     Also holds the totals the metrics show (``totals``), renewed once per poll cycle.
+    Delivered messages are counted from ``len(producer)``, which also counts pending events:
+    the count shown never goes back, so that it stays a counter.
     """
 
     def __init__(
@@ -112,12 +122,14 @@ class _Progress:
         self._deadline = deadline
         self._last_time = time.monotonic()
         self._last_sent = 0
+        self._delivered_most = 0
         self.ready = False
         self.totals: ProduceTotals = (0, 0, 0, 0)
 
     def counted(self, sent: int, queue_full: int) -> None:
         """Once per poll cycle: the totals as of now, for the next scrape."""
-        self.totals = (sent, self._failures.failed, len(self._producer), queue_full)
+        delivered = self._delivered_given(sent, len(self._producer))
+        self.totals = (sent, delivered, self._failures.failed, queue_full)
 
     def check_ready(self, sent: int) -> None:
         """READY=1 once a message is delivered: the brokers took one, so producing works."""
@@ -154,7 +166,11 @@ class _Progress:
 
     def _delivered(self, sent: int) -> int:
         """Messages neither failed nor still queued (see FailureCounter)."""
-        return sent - self._failures.failed - _queued_messages(self._producer)
+        return self._delivered_given(sent, _queued_messages(self._producer))
+
+    def _delivered_given(self, sent: int, queued: int) -> int:
+        self._delivered_most = max(self._delivered_most, sent - self._failures.failed - queued)
+        return self._delivered_most
 
 
 def run_producer(
@@ -340,18 +356,16 @@ def _finish(
         producer, progress, access, sent, started + flush_timeout_s, queue_full=queue_full
     )
     flush_s = time.monotonic() - started
-    # Counted before a purge, whose reports would count the unflushed messages as failed too.
-    failed = failures.failed
     if unflushed:
         # close() would wait for these without a bound; give up on them explicitly.
+        unflushed = _purge(producer, failures)
         log.error(
-            "%d messages not delivered %s; purging them",
+            "%d messages not delivered %s: purged",
             unflushed,
             "(the brokers cannot be used)"
             if access.failure is not None
             else f"within flush_timeout_s={flush_timeout_s:g}",
         )
-        producer.purge(in_queue=True, in_flight=True, blocking=False)
     elif ledger is not None:
         # Everything is acknowledged or failed now: the next report makes the ledger exact.
         ledger.finish(producer.poll, statistics_interval_s + _FINAL_REPORT_MARGIN_S)
@@ -360,13 +374,13 @@ def _finish(
         "final: produced %d, delivered %d, failed %d, unflushed %d, queue-full waits %d "
         "(flush took %.2f s)",
         sent,
-        sent - failed - unflushed,
-        failed,
+        sent - failures.failed - unflushed,
+        failures.failed,
         unflushed,
         queue_full,
         flush_s,
     )
-    return 0 if failed == 0 and unflushed == 0 else 1
+    return 0 if failures.failed == 0 and unflushed == 0 else 1
 
 
 def _flush(
@@ -386,6 +400,17 @@ def _flush(
         progress.check_connected(sent)
         if not unflushed or access.failure is not None or time.monotonic() >= deadline:
             return unflushed
+
+
+def _purge(producer: Producer, failures: FailureCounter) -> int:
+    """Purges every message not yet acknowledged; returns how many, counted from their reports.
+
+    ``len(producer)`` cannot tell: events (errors, statistics) keep arriving while the brokers
+    are unreachable, and it counts them too.
+    """
+    producer.purge(in_queue=True, in_flight=True, blocking=False)
+    producer.flush(_PURGE_REPORTS_S)
+    return failures.purged
 
 
 def _queued_messages(producer: Producer) -> int:

@@ -18,5 +18,5 @@ def test_undeliverable_messages_are_purged_after_the_flush_bound_and_exit_1():
         check=False,
     )
     assert result.returncode == 1, result.stderr
-    assert "10 messages not delivered within flush_timeout_s=1; purging them" in result.stderr
+    assert "10 messages not delivered within flush_timeout_s=1: purged" in result.stderr
     assert "final: produced 10, delivered 0, failed 0, unflushed 10" in result.stderr
