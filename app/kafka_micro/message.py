@@ -18,6 +18,10 @@ from typing import Final, Literal
 MAGIC: Final = 0xA1
 HEADER: Final = struct.Struct("!BBQQ")
 MAX_PRODUCER_ID_BYTES: Final = 255
+# Where the producer id starts, right after the header; its length is the value's second byte.
+ID_OFFSET: Final = HEADER.size
+_SEND_TIME: Final = struct.Struct("!Q")
+_SEND_TIME_OFFSET: Final = 10
 
 MalformedReason = Literal[
     "no-value",
@@ -96,6 +100,12 @@ def value_decoder(max_value_bytes: int = sys.maxsize) -> Decoder:
         return producer_id, sequence, send_time_ns
 
     return decode
+
+
+def send_time_ns(value: bytes) -> int:
+    """The send time of a value ``decode`` accepted."""
+    sent: int = _SEND_TIME.unpack_from(value, _SEND_TIME_OFFSET)[0]
+    return sent
 
 
 def _check_utf8(producer_id: bytes) -> None:
