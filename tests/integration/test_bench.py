@@ -106,7 +106,7 @@ def test_json_has_every_measurement_with_positive_numbers(quick_bench):
         positive_throughput(comparison["theirs"][0], "kafka-consumer-perf-test", 100)
         assert comparison["ratio"] > 0
 
-    assert len(results["targets"]) == 4
+    assert len(results["targets"]) == 5
     for target in results["targets"]:
         assert target["measured"] > 0
         assert isinstance(target["met"], bool)

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 # The performance targets the bench reports on (docs/performance.md).
 RATIO_TARGET = 0.8
+FASTEST_TOOL_RATIO_TARGET = 1.0
 LATENCY_TARGET_MS = 50.0
 RSS_TARGET_MB = 60.0
 _TARGET_INSTANCES = 6
@@ -33,6 +34,15 @@ _HALF_RATE = 0.5
 # A fixed rate close to the producer's max measures the max again, not latency.
 _HIGHEST_FIXED_FRACTION = 0.9
 _RATE_TOLERANCE = 1e-9
+# Kafka's consumer tool in the configurations that made it fastest in the sweeps (the classic
+# protocol: 2.6M msg/s against 1.0M with KIP-848, docs/performance.md); with the run at our
+# settings, the best median of these is the tool "at its fastest".
+_FASTEST_TOOL_CANDIDATES: dict[str, dict[str, str]] = {
+    "classic": {"group.protocol": "classic"},
+    "classic, max.poll.records 500": {"group.protocol": "classic", "max.poll.records": "500"},
+}
+_SAME_SETTINGS = "our settings"
+_FASTEST_LABEL = f"consumer x{_TARGET_INSTANCES}, fastest"
 
 
 @dataclass(frozen=True)
@@ -305,13 +315,14 @@ def consumer_phase(
     *,
     with_kafka_tool: bool = True,
 ) -> None:
-    """1 and 6 of ours drain a backlog (see ``ours.drain``), then Kafka's tool drains it.
+    """1 and 6 of ours drain a backlog (see ``ours.drain``), then Kafka's tool drains it, with
+    our settings and then in each of its fastest configurations.
 
-    With repeats, each round runs all three in turn, so a change of load hits each of them.
+    With repeats, each round runs all of them in turn, so a change of load hits each of them.
     """
     count = plan.consumer_messages
     per_instances: dict[int, list[Throughput]] = {}
-    theirs: list[Throughput] = []
+    theirs: dict[str, list[Throughput]] = {}
     run_kafka_tool = with_kafka_tool and ctx.kafka_home is not None
     for _ in range(plan.repeats):
         topic = ""
@@ -340,40 +351,81 @@ def consumer_phase(
             )
             per_instances.setdefault(instances, []).append(throughput)
         if run_kafka_tool:
-            try:
-                run = kafka_tools.consumer_perf(
-                    ctx, profile, topic, count=count, message_bytes=plan.message_bytes
-                )
-            except BenchError as error:
-                results.notes.append(f"consumer: Kafka's tool failed, no ratio: {error}")
-                run_kafka_tool = False
-            else:
-                ctx.progress(
-                    "consumer kafka-consumer-perf-test: %d msgs in %.2f s = %.0f msg/s, %.1f MB/s",
-                    run.messages,
-                    run.seconds,
-                    run.msgs_per_s,
-                    run.mb_per_s,
-                )
-                theirs.append(run)
-        ctx.delete_topics()
-    theirs_rate = _median(theirs) if theirs else None
-    for instances, runs in per_instances.items():
-        ours_rate = _median(runs)
-        results.consumer_comparisons.append(
-            Comparison(
-                label=f"consumer x{instances}",
-                ours=runs,
-                theirs=theirs,
-                ours_msgs_per_s=ours_rate,
-                theirs_msgs_per_s=theirs_rate,
-                ratio=round(ours_rate / theirs_rate, 3) if theirs_rate else None,
+            run_kafka_tool = _their_consumer(
+                ctx, plan, profile=profile, topic=topic, results=results, theirs=theirs
             )
+        ctx.delete_topics()
+    same_settings = theirs.get(_SAME_SETTINGS, [])
+    for instances, runs in per_instances.items():
+        results.consumer_comparisons.append(
+            _consumer_comparison(f"consumer x{instances}", runs, same_settings)
+        )
+    six = per_instances.get(_TARGET_INSTANCES)
+    if six and theirs:
+        fastest = max(theirs, key=lambda name: _median(theirs[name]))
+        results.consumer_comparisons.append(
+            _consumer_comparison(_FASTEST_LABEL, six, theirs[fastest])
+        )
+        results.notes.append(
+            f"{_FASTEST_LABEL}: kafka-consumer-perf-test at its fastest here, {fastest} "
+            "(medians: "
+            + ", ".join(f"{name} {_median(runs):,.0f} msg/s" for name, runs in theirs.items())
+            + ")"
         )
 
 
+def _their_consumer(
+    ctx: BenchContext,
+    plan: BenchPlan,
+    *,
+    profile: BenchProfile,
+    topic: str,
+    results: BenchResults,
+    theirs: dict[str, list[Throughput]],
+) -> bool:
+    """Kafka's tool drains ``topic`` in each configuration; False once it failed (no ratio)."""
+    for name, overrides in {_SAME_SETTINGS: {}, **_FASTEST_TOOL_CANDIDATES}.items():
+        try:
+            run = kafka_tools.consumer_perf(
+                ctx,
+                profile,
+                topic,
+                count=plan.consumer_messages,
+                message_bytes=plan.message_bytes,
+                overrides=overrides,
+            )
+        except BenchError as error:
+            results.notes.append(f"consumer: Kafka's tool failed ({name}), no ratio: {error}")
+            return False
+        ctx.progress(
+            "consumer kafka-consumer-perf-test (%s): %d msgs in %.2f s = %.0f msg/s, %.1f MB/s",
+            name,
+            run.messages,
+            run.seconds,
+            run.msgs_per_s,
+            run.mb_per_s,
+        )
+        theirs.setdefault(name, []).append(run)
+    return True
+
+
+def _consumer_comparison(
+    label: str, ours_runs: list[Throughput], their_runs: list[Throughput]
+) -> Comparison:
+    ours_rate = _median(ours_runs)
+    theirs_rate = _median(their_runs) if their_runs else None
+    return Comparison(
+        label=label,
+        ours=ours_runs,
+        theirs=their_runs,
+        ours_msgs_per_s=ours_rate,
+        theirs_msgs_per_s=theirs_rate,
+        ratio=round(ours_rate / theirs_rate, 3) if theirs_rate else None,
+    )
+
+
 def targets(results: BenchResults) -> list[Target]:
-    """The four performance targets against this run's numbers."""
+    """The performance targets against this run's numbers."""
     producer_100 = next((c for c in results.producer if c.label == "producer 100 B"), None)
     consumers_6 = next(
         (c for c in results.consumer_comparisons if c.label == f"consumer x{_TARGET_INSTANCES}"),
@@ -390,19 +442,26 @@ def targets(results: BenchResults) -> list[Target]:
         for peak in run.peak_rss_mb
     ]
 
-    def ratio_target(name: str, comparison: Comparison | None) -> Target:
+    def ratio_target(
+        name: str, comparison: Comparison | None, target: float = RATIO_TARGET
+    ) -> Target:
         ratio = comparison.ratio if comparison else None
         return Target(
             name=name,
             measured=ratio,
-            target=RATIO_TARGET,
+            target=target,
             unit="ours/theirs msgs/s, at least",
-            met=None if ratio is None else ratio >= RATIO_TARGET,
+            met=None if ratio is None else ratio >= target,
         )
 
     return [
         ratio_target("producer 100 B vs kafka-producer-perf-test", producer_100),
         ratio_target("6 consumers vs kafka-consumer-perf-test", consumers_6),
+        ratio_target(
+            "6 consumers vs kafka-consumer-perf-test at its fastest",
+            next((c for c in results.consumer_comparisons if c.label == _FASTEST_LABEL), None),
+            FASTEST_TOOL_RATIO_TARGET,
+        ),
         Target(
             name=LATENCY_TARGET,
             measured=worst.p99_ms if worst else None,
