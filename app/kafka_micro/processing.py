@@ -1,4 +1,4 @@
-"""What the consumer does with a batch, in one pass: decode, keep statistics, optionally record.
+"""What the consumer does with a batch, in one pass: check each value, keep statistics, record.
 
 A message that cannot be processed (a malformed value, one longer than
 ``consumer.max_value_bytes``, an exception while processing it) becomes a dead letter
@@ -114,6 +114,8 @@ class StatsProcessor:
         lines: list[str] | None = [] if self._record is not None else None
         next_offsets: dict[int, int] = {}
         first_value = last_value = None
+        run_partition = -1
+        run_last: Message | None = None
         events = 0
         dead: list[DeadLetter] | None = None
         decode = self._decode
@@ -123,10 +125,13 @@ class StatsProcessor:
                 skip_error_event(message)
                 events += 1
                 continue
-            partition = message.partition()
-            offset = message.offset()
-            # An error-free message always has a partition and an offset.
-            next_offsets[partition] = offset + 1  # type: ignore[index,operator]
+            # A batch holds runs of one partition's messages: the offset to store is read once
+            # a run ends, from its last message. (An error-free message has both.)
+            if (partition := message.partition()) != run_partition:
+                if run_last is not None:
+                    next_offsets[run_partition] = run_last.offset() + 1  # type: ignore[operator]
+                run_partition = partition  # type: ignore[assignment]
+            run_last = message
             value = message.value()
             # No cost while nothing raises (zero-cost exception handling since Python 3.11).
             try:
@@ -145,17 +150,31 @@ class StatsProcessor:
                 last_value = value
                 if lines is not None:
                     producer_id, sequence, _ = decode(value)
+                    offset = message.offset()
                     lines.append(f"{producer_id.decode()} {sequence} {partition} {offset}\n")
             except Exception as error:
                 # Whatever failed, the message is kept, as a dead letter.
                 if dead is None:
                     dead = []
                 dead.append(self._dead_letter(message, error))
+        if run_last is not None:
+            next_offsets[run_partition] = run_last.offset() + 1  # type: ignore[operator]
         if dead is not None:
             self._dead_letters.write(dead)
+        self._account(len(messages) - events, first_value, last_value, lines)
+        return next_offsets
+
+    def _account(
+        self,
+        processed: int,
+        first_value: bytes | None,
+        last_value: bytes | None,
+        lines: list[str] | None,
+    ) -> None:
+        """The batch's counts and latency samples; its record lines, written and flushed."""
         stats = self.stats
-        if len(messages) > events:
-            stats.messages += len(messages) - events
+        if processed:
+            stats.messages += processed
             stats.batches += 1
         if first_value is not None and last_value is not None:
             now_ns = time.time_ns()
@@ -164,7 +183,6 @@ class StatsProcessor:
         if self._record is not None and lines:
             self._record.write("".join(lines))
             self._record.flush()
-        return next_offsets
 
     def _dead_letter(self, message: Message, error: Exception) -> DeadLetter:
         if isinstance(error, MalformedMessageError):
