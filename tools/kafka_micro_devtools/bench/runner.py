@@ -125,16 +125,7 @@ def _compare(
                 run_theirs = None
         if repeat % 2 == 1:
             mine.append(run_ours())
-    ours_rate = _median(mine)
-    theirs_rate = _median(theirs) if theirs else None
-    return Comparison(
-        label=label,
-        ours=mine,
-        theirs=theirs,
-        ours_msgs_per_s=ours_rate,
-        theirs_msgs_per_s=theirs_rate,
-        ratio=round(ours_rate / theirs_rate, 3) if theirs_rate else None,
-    )
+    return _comparison(label, mine, theirs)
 
 
 def _ours_producer(
@@ -358,14 +349,12 @@ def consumer_phase(
     same_settings = theirs.get(_SAME_SETTINGS, [])
     for instances, runs in per_instances.items():
         results.consumer_comparisons.append(
-            _consumer_comparison(f"consumer x{instances}", runs, same_settings)
+            _comparison(f"consumer x{instances}", runs, same_settings)
         )
     six = per_instances.get(_TARGET_INSTANCES)
     if six and theirs:
         fastest = max(theirs, key=lambda name: _median(theirs[name]))
-        results.consumer_comparisons.append(
-            _consumer_comparison(_FASTEST_LABEL, six, theirs[fastest])
-        )
+        results.consumer_comparisons.append(_comparison(_FASTEST_LABEL, six, theirs[fastest]))
         results.notes.append(
             f"{_FASTEST_LABEL}: kafka-consumer-perf-test at its fastest here, {fastest} "
             "(medians: "
@@ -409,9 +398,10 @@ def _their_consumer(
     return True
 
 
-def _consumer_comparison(
+def _comparison(
     label: str, ours_runs: list[Throughput], their_runs: list[Throughput]
 ) -> Comparison:
+    """Medians of both sides and their ratio (none when Kafka's tool did not run)."""
     ours_rate = _median(ours_runs)
     theirs_rate = _median(their_runs) if their_runs else None
     return Comparison(
