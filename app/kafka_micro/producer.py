@@ -357,8 +357,10 @@ def _finish(
     )
     flush_s = time.monotonic() - started
     if unflushed:
-        # close() would wait for these without a bound; give up on them explicitly.
+        # close() would wait for these without a bound; give up on them explicitly. (What
+        # len(producer) counted may have been events only: then nothing is purged.)
         unflushed = _purge(producer, failures)
+    if unflushed:
         log.error(
             "%d messages not delivered %s: purged",
             unflushed,
