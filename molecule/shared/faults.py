@@ -136,6 +136,19 @@ class Pipeline:
             "--command-config /etc/kafka/admin-client.properties",
         )
 
+    def voters(self) -> list[int]:
+        """The node ids of the metadata quorum's voters, asked of the first node's controller
+        listener with its own certificate."""
+        status = self.run(
+            self.brokers[0],
+            f"{KAFKA_INSTALL_ROOT}/current/bin/kafka-metadata-quorum "
+            f"--bootstrap-controller {self.brokers[0]}:9093 "
+            "--command-config /etc/kafka/controller-client.properties describe --status",
+        )
+        voters = re.search(r"(?m)^CurrentVoters:\s*(.*)$", status)
+        assert voters, status
+        return sorted(voter["id"] for voter in json.loads(voters.group(1)))
+
     def leaders(self) -> dict[int, int]:
         """{partition: leader node id} of the topic."""
         partitions = self.probe()["partitions"]

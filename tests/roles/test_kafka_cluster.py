@@ -19,6 +19,7 @@ PUBLISHED = [
     "kafka_cluster_bootstrap_servers",
     "kafka_cluster_controller_endpoints",
     "kafka_cluster_first_broker_bin",
+    "kafka_cluster_first_controller",
     "kafka_cluster_replication_factor",
     "kafka_cluster_min_insync_replicas",
 ]
@@ -103,6 +104,24 @@ def test_nodes_take_their_own_variables_else_the_cluster_defaults(
     nodes = {node["name"]: node for node in view["kafka_cluster_nodes"]}
     assert nodes["kafka-3"]["install_root"] == "/srv/confluent"
     assert nodes["controller-1"]["process_roles"] == ["controller"]
+
+
+def test_a_controller_joining_a_live_quorum_is_marked_and_runs_no_controller_task(tmp_path):
+    """The controller tasks (ACLs before a node starts) run where a quorum already runs, even
+    when the joining controller comes first in the inventory."""
+    inventory = {
+        "kafka": {
+            "hosts": {
+                "kafka-4": local(confluent_kafka_join_existing_quorum=True),
+                "kafka-1": local(),
+            }
+        },
+        "kafka_app": {"hosts": {"app-1": local()}},
+    }
+    view = cluster_view(tmp_path, inventory)
+    joining = {node["name"]: node["joins_quorum"] for node in view["kafka_cluster_nodes"]}
+    assert joining == {"kafka-4": True, "kafka-1": False}
+    assert view["kafka_cluster_first_controller"]["name"] == "kafka-1"
 
 
 def test_replication_follows_the_broker_count_up_to_three(tmp_path, three_nodes_and_a_controller):

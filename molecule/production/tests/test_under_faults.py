@@ -15,8 +15,8 @@ moving backwards). It writes the scenario table to .ci-logs/faults.md (docs/reli
 Runs last of the scenario's tests (they expect the pipeline as deployed). FAULT_ROUNDS sets the
 bounces per broker scenario (default 5, as Kafka's tests); FAULT_SCENARIOS, a comma-separated
 list of scenario names (bounce, hard-bounce, pause, kill, cut, reboot, disk, scale, app-config,
-upgrade, broker), runs only those, the others reported as skipped; empty, none (CI: the suite
-does not fit in its time).
+upgrade, broker, controller), runs only those, the others reported as skipped; empty, none (CI:
+the suite does not fit in its time).
 """
 
 import json
@@ -46,7 +46,7 @@ NETWORK = "kafka-micro-production"
 ROUNDS = int(os.environ.get("FAULT_ROUNDS", "5"))
 SELECTED = os.environ.get(
     "FAULT_SCENARIOS",
-    "bounce,hard-bounce,pause,kill,cut,reboot,disk,scale,app-config,upgrade,broker",
+    "bounce,hard-bounce,pause,kill,cut,reboot,disk,scale,app-config,upgrade,broker,controller",
 ).split(",")
 pytestmark = pytest.mark.skipif(
     SELECTED == [""], reason="FAULT_SCENARIOS is empty: no fault scenario selected"
@@ -68,7 +68,7 @@ APP_LIMIT = "kafka_app:monitoring"
 PREVIOUS_RELEASE = "8.0.0"
 CURRENT_RELEASE = "8.0.3"
 PROJECT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
-# The broker an operator adds to the running cluster, and later retires.
+# The node an operator adds to the running cluster, and later retires: a broker, or a controller.
 SPARE_BROKER = "production-kafka-4"
 SPARE_NODE_ID = 4
 SCENARIOS: list[Scenario] = []
@@ -347,23 +347,41 @@ def test_kafka_downgraded_only_when_forced_then_upgraded_one_node_at_a_time(pipe
     )
 
 
-@pytest.fixture
-def spare_broker(pipeline):
-    """A fourth host, broker-only, in the inventory's kafka group: as an operator adds a VM. The
-    inventory entry sits beside molecule's, where the cluster's CA and passwords are."""
+def add_spare_node(pipeline, scenario, host_vars):
+    """A fourth host in the inventory's kafka group, as an operator adds a VM; yields its
+    inventory entry, which sits beside molecule's, where the cluster's CA and passwords are."""
     # Here rather than in the test: an unselected scenario boots no container.
-    selected("broker")
+    selected(scenario)
     pipeline.start_host_like(SPARE_BROKER, pipeline.brokers[0])
-    entry = Path(INVENTORY) / "spare-broker.yml"
+    entry = Path(INVENTORY) / "spare-node.yml"
     host = {
         "ansible_connection": "community.docker.docker",
         "confluent_kafka_node_id": SPARE_NODE_ID,
-        "confluent_kafka_process_roles": ["broker"],
+        **host_vars,
     }
     entry.write_text(json.dumps({"kafka": {"hosts": {SPARE_BROKER: host}}}))
     yield entry
     entry.unlink(missing_ok=True)
     pipeline.remove_host(SPARE_BROKER)
+
+
+@pytest.fixture
+def spare_broker(pipeline):
+    """A broker-only node."""
+    yield from add_spare_node(pipeline, "broker", {"confluent_kafka_process_roles": ["broker"]})
+
+
+@pytest.fixture
+def spare_controller(pipeline):
+    """A combined broker and controller node, joining the running quorum."""
+    yield from add_spare_node(
+        pipeline,
+        "controller",
+        {
+            "confluent_kafka_process_roles": ["broker", "controller"],
+            "confluent_kafka_join_existing_quorum": True,
+        },
+    )
 
 
 def test_a_broker_added_then_retired_under_load(pipeline, spare_broker):
@@ -422,6 +440,46 @@ def test_a_broker_added_then_retired_under_load(pipeline, spare_broker):
         inject,
     ).graceful = True
     assert {name: pipeline.broker_pid(name) for name in pipeline.brokers} == pids
+
+
+def test_a_controller_added_to_the_quorum_then_retired_under_load(pipeline, spare_controller):
+    """A combined node joins the running quorum: it starts as an observer, the three running
+    nodes restart one at a time to trust it, and it becomes the fourth voter; retired, it leaves
+    the voters first; out of the inventory, the three roll once more and forget it. Nothing lost."""
+    three = sorted(pipeline.node_ids)
+    four = [*three, SPARE_NODE_ID]
+    assert pipeline.voters() == three
+
+    def inject():
+        added = run_site(timeout=2400)
+        assert added.returncode == 0, added.stdout[-4000:]
+        assert rolled_one_at_a_time(added.stdout, pipeline.brokers), added.stdout[-4000:]
+        assert pipeline.voters() == four
+        again = run_site("--limit", "kafka")
+        assert set(re.findall(r" changed=(\d+) ", again.stdout)) == {"0"}, again.stdout[-3000:]
+        yield time.monotonic()
+
+        retired = run_site("--limit", SPARE_BROKER, playbook="retire_broker.yml")
+        assert retired.returncode == 0, retired.stdout[-4000:]
+        assert pipeline.voters() == three
+        replicas, _preferred = pipeline.replicas_per_broker()
+        assert SPARE_NODE_ID not in replicas, replicas
+        spare = pipeline.host(SPARE_BROKER).service(BROKER_UNIT)
+        assert not spare.is_running and not spare.is_enabled
+        spare_controller.unlink()
+        forgotten = run_site(timeout=2400)
+        assert forgotten.returncode == 0, forgotten.stdout[-4000:]
+        assert rolled_one_at_a_time(forgotten.stdout, pipeline.brokers), forgotten.stdout[-4000:]
+        assert pipeline.voters() == three
+        yield time.monotonic()
+
+    run_scenario(
+        pipeline,
+        "controller added and retired",
+        f"combined node {SPARE_NODE_ID} joins the quorum as its fourth voter (site.yml, the "
+        "three rolled), then leaves it (retire_broker.yml) and the inventory (site.yml, rolled)",
+        inject,
+    ).graceful = True
 
 
 def test_every_acknowledged_message_was_processed_once_in_order_and_offsets_never_fell(pipeline):
