@@ -444,8 +444,9 @@ def test_a_broker_added_then_retired_under_load(pipeline, spare_broker):
 
 def test_a_controller_added_to_the_quorum_then_retired_under_load(pipeline, spare_controller):
     """A combined node joins the running quorum: it starts as an observer, the three running
-    nodes restart one at a time to trust it, and it becomes the fourth voter; retired, it leaves
-    the voters first; out of the inventory, the three roll once more and forget it. Nothing lost."""
+    nodes restart one at a time to trust it, and it becomes the fourth voter; retired, it stops,
+    then leaves the voters; out of the inventory, the three roll once more and forget it. Nothing
+    lost."""
     three = sorted(pipeline.node_ids)
     four = [*three, SPARE_NODE_ID]
     assert pipeline.voters() == three
