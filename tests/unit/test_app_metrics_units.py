@@ -138,8 +138,8 @@ class Progress:
     totals = (1000, 900, 40, 2)
 
 
-def scrape(port: int) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+def scrape(port: int, host: str = "127.0.0.1") -> dict[str, float]:
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as response:
         text = response.read().decode()
     return {
         sample.name + str(sorted(sample.labels.items()) or ""): sample.value
@@ -175,6 +175,17 @@ def test_the_producer_endpoint_serves_counts_bytes_and_librdkafka_figures():
     with socket.socket() as again:
         again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         again.bind(("127.0.0.1", port))
+
+
+def test_an_ipv6_bind_address_serves_over_ipv6():
+    registry = CollectorRegistry()
+    registry.register(ProducerMetrics("topic-a", 512, Progress(), LibrdkafkaStatistics()))
+    with socket.socket(socket.AF_INET6) as probe:
+        probe.bind(("::1", 0))
+        port = probe.getsockname()[1]
+    with serve_metrics(MetricsSettings(bind_address="::1", port=port), registry):
+        samples = scrape(port, "[::1]")
+    assert samples["kafka_micro_ready"] == 1
 
 
 def test_a_port_in_use_is_a_config_error_naming_the_port_and_the_setting():
