@@ -338,3 +338,31 @@ def test_each_role_that_installs_tls_files_refuses_bad_ones_in_its_preflight(
     assert result.returncode != 0
     assert f"kafka_tls_ca_cert_src ({missing}): " in result.stdout, result.stdout[-3000:]
     assert "No such file" in result.stdout, result.stdout[-3000:]
+
+
+def test_a_controller_without_the_ca_the_hosts_trust_is_refused_until_they_start_over(
+    tmp_path: Path,
+) -> None:
+    converge(tmp_path)
+    trusted = (tmp_path / "hosts/node-a/ca.crt").read_bytes()
+    # A fresh clone of the inventory: no pki directory beside it.
+    (tmp_path / "pki").rename(tmp_path / "pki.kept")
+    result = run_role(tmp_path)
+    assert result.returncode != 0
+    for node in NODES:
+        expected = f"{node} trusts a cluster CA already ({tmp_path / 'hosts' / node}/ca.crt)"
+        assert expected in result.stdout, result.stdout[-3000:]
+    assert "Nothing was changed." in result.stdout
+    assert not (tmp_path / "pki").exists()
+    assert (tmp_path / "hosts/node-a/ca.crt").read_bytes() == trusted
+    # The pki directory copied back, the same run changes nothing.
+    (tmp_path / "pki.kept").rename(tmp_path / "pki")
+    assert changed(converge(tmp_path)) == 0
+    # Starting over on purpose, as the message says: the hosts' CA removed first.
+    (tmp_path / "pki").rename(tmp_path / "pki.old")
+    for node in NODES:
+        (tmp_path / "hosts" / node / "ca.crt").unlink()
+    converge(tmp_path)
+    new_ca = certificate(tmp_path / "pki" / "ca.crt")
+    assert new_ca != certificate(tmp_path / "pki.old" / "ca.crt")
+    certificate(tmp_path / "hosts/node-a/host.crt").verify_directly_issued_by(new_ca)
